@@ -1,0 +1,275 @@
+"""The `rlm` command: questions about files too large for any model, answered from a REPL.
+
+The answer goes to stdout and nothing else does; progress goes to stderr. Every thread is kept
+in a SQLite file under the state directory, REPL included, so `--thread NAME` picks up where
+any earlier run left off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from langgraph_rlm.graph.config import SANDBOXES, RLMSettings
+from langgraph_rlm.progress import Progress, usage_line
+
+DEFAULT_THREAD = "default"
+EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
+FLAG_NAMES = {"allow_dirs": "allow-dir"}
+
+stderr = Console(stderr=True, highlight=False)
+stdout = Console(highlight=False, soft_wrap=True)
+
+
+class UserError(click.ClickException):
+    """One line on stderr and a non-zero exit; nothing the user gave is lost."""
+
+    exit_code = EXIT_USAGE
+
+    def show(self, file: Any = None) -> None:
+        stderr.print(f"[red]error:[/] {self.message}", markup=True, highlight=False)
+
+
+# --- options -----------------------------------------------------------------------------
+
+
+def settings_options(command: Callable) -> Callable:
+    """One flag per setting, with the setting's description and environment variable as help."""
+    for spec in reversed(fields(RLMSettings)):
+        if not spec.metadata.get("flag"):
+            continue
+        name = FLAG_NAMES.get(spec.name, spec.name.replace("_", "-"))
+        shown = spec.default if spec.default not in (None, ()) else "none"
+        help_text = f"{spec.metadata['description']} [env {spec.metadata['env']}; default {shown}]"
+        if isinstance(spec.default, bool):
+            option = click.option(f"--{name}/--no-{name}", spec.name, default=None, help=help_text)
+        elif isinstance(spec.default, tuple):
+            option = click.option(f"--{name}", spec.name, multiple=True, metavar="DIR", help=help_text)
+        elif spec.name == "sandbox":
+            option = click.option(f"--{name}", spec.name, type=click.Choice(SANDBOXES), help=help_text)
+        else:
+            kind = {int: int, float: float}.get(type(spec.default), str)
+            option = click.option(f"--{name}", spec.name, type=kind, help=help_text)
+        command = option(command)
+    command = click.option(
+        "--thread", default=DEFAULT_THREAD, show_default=True, help="Conversation to use or resume."
+    )(command)
+    return click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")(command)
+
+
+def build_settings(options: dict[str, Any]) -> RLMSettings:
+    """Flags win over RLM_* variables, which win over the defaults."""
+    try:
+        settings = RLMSettings()
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    for spec in fields(RLMSettings):
+        value = options.get(spec.name)
+        if value is not None and value != ():
+            setattr(settings, spec.name, tuple(value) if isinstance(value, (list, tuple)) else value)
+    problem = settings_problem(settings)
+    if problem:
+        raise UserError(problem)
+    return settings
+
+
+def settings_problem(settings: RLMSettings) -> str | None:
+    for name in (
+        "max_iterations",
+        "max_sub_calls",
+        "cell_timeout",
+        "memory_limit",
+        "max_processes",
+        "output_limit",
+        "batch_concurrency",
+        "max_time",
+    ):
+        if getattr(settings, name) <= 0:
+            return f"--{name.replace('_', '-')} must be greater than 0"
+    for folder in settings.allow_dirs:
+        if not Path(folder).is_dir():
+            return f"--allow-dir {folder}: not a directory"
+    return None
+
+
+def handle_errors(command: Callable) -> Callable:
+    """Turns every failure into one line on stderr and an exit code."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except click.ClickException:
+            raise
+        except KeyboardInterrupt:
+            stderr.print("[yellow]interrupted[/]; the thread is saved up to its last step")
+            sys.exit(EXIT_INTERRUPTED)
+        except Exception as exc:
+            if os.environ.get("RLM_DEBUG"):
+                raise
+            stderr.print(f"[red]error:[/] {one_line(exc)}", highlight=False)
+            sys.exit(EXIT_FAILED)
+
+    return run
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) < 400 else text[:397] + "..."
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(package_name="langgraph-rlm")
+def main() -> None:
+    """Recursive Language Models: ask questions about text far larger than any model's window.
+
+    The text stays in a sandboxed Python REPL; the model explores it with code and sub-model calls.
+    """
+
+
+@main.command()
+@click.argument("question")
+@click.option(
+    "--context", "-c", "contexts", multiple=True, metavar="PATH", help="A file to ask about (repeatable)."
+)
+@settings_options
+@handle_errors
+def run(question: str, contexts: tuple[str, ...], thread: str, quiet: bool, **options: Any) -> None:
+    """Answer QUESTION about the --context files; the answer alone goes to stdout."""
+    settings, paths = prepare(question, contexts, options)
+    answer = asyncio.run(ask(question, paths, settings, thread, Progress(stderr, quiet)))
+    stdout.print(answer, markup=False, highlight=False)
+
+
+@main.command()
+@click.option(
+    "--context", "-c", "contexts", multiple=True, metavar="PATH", help="A file to ask about (repeatable)."
+)
+@settings_options
+@handle_errors
+def chat(contexts: tuple[str, ...], thread: str, quiet: bool, **options: Any) -> None:
+    """An interactive conversation; every turn is saved to the thread as it ends."""
+    settings, paths = prepare("chat", contexts, options)
+    stderr.print(f"[dim]thread {thread} · sandbox {settings.sandbox} · /exit or Ctrl-D to leave[/]")
+    while True:
+        try:
+            question = stderr.input("[bold green]you>[/] ").strip()
+        except EOFError:
+            return
+        if question in ("/exit", "/quit"):
+            return
+        if not question:
+            continue
+        answer = asyncio.run(ask(question, paths, settings, thread, Progress(stderr, quiet)))
+        stdout.print(answer, markup=False, highlight=False)
+        paths = []
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--thread", default=DEFAULT_THREAD, show_default=True, help="Conversation to add the files to.")
+@click.option("--state-dir", default=None, help="Where threads are stored [env RLM_STATE_DIR; default .rlm].")
+@handle_errors
+def init(paths: tuple[str, ...], thread: str, state_dir: str | None) -> None:
+    """Store PATHS as contexts of a thread before asking anything."""
+    from langgraph_rlm.threads import add_contexts
+
+    settings = build_settings({"state_dir": state_dir})
+    files = [checked_file(path) for path in paths]
+    added = asyncio.run(add_contexts(settings, thread, files))
+    for ref in added:
+        stderr.print(f"{ref['name']}: {ref['label']} ({ref['size']:,} bytes)")
+    stderr.print(f"[dim]{len(added)} new context(s) in thread {thread}[/]")
+
+
+@main.command()
+@click.option("--thread", default=DEFAULT_THREAD, show_default=True, help="Conversation to show.")
+@click.option("--state-dir", default=None, help="Where threads are stored [env RLM_STATE_DIR; default .rlm].")
+@handle_errors
+def status(thread: str, state_dir: str | None) -> None:
+    """Show a thread's contexts, REPL variables, steps, tokens and cost."""
+    from langgraph_rlm.threads import thread_values
+
+    settings = build_settings({"state_dir": state_dir})
+    values = asyncio.run(thread_values(settings, thread))
+    if values is None:
+        raise UserError(f"no thread named {thread!r} in {settings.state_dir}")
+    show_status(thread, values)
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def prepare(
+    question: str, contexts: tuple[str, ...], options: dict[str, Any]
+) -> tuple[RLMSettings, list[str]]:
+    """Everything that can be checked before a model is called or a sandbox started."""
+    if not question.strip():
+        raise UserError("the question is empty")
+    settings = build_settings(options)
+    paths = [str(checked_file(path)) for path in contexts]
+    check_credentials(settings)
+    return settings, paths
+
+
+def checked_file(path: str) -> Path:
+    from langgraph_rlm.persistence.contexts import ContextError, check_context_file
+
+    try:
+        return check_context_file(path)
+    except ContextError as exc:
+        raise UserError(str(exc)) from None
+
+
+def check_credentials(settings: RLMSettings) -> None:
+    from langgraph_rlm.llm.models import missing_credentials
+
+    for flag, model in (("--model", settings.model), ("--sub-model", settings.sub_model)):
+        missing = missing_credentials(model, settings.api_base)
+        if missing:
+            raise UserError(
+                f"{flag} {model} needs {', '.join(missing)} in the environment "
+                "(or point --api-base at a local OpenAI-compatible server)"
+            )
+
+
+async def ask(question: str, paths: list[str], settings: RLMSettings, thread: str, progress: Progress) -> str:
+    from langgraph_rlm.threads import UnfinishedTurn, run_turn
+
+    try:
+        return await run_turn(settings, thread, question, paths, progress)
+    except UnfinishedTurn as exc:
+        raise UserError(str(exc)) from None
+
+
+def show_status(thread: str, values: dict[str, Any]) -> None:
+    stdout.print(f"[bold]thread[/] {thread}")
+    contexts = Table("context", "source", "bytes", title="contexts", title_justify="left")
+    for ref in values.get("contexts", []):
+        if isinstance(ref, dict):
+            contexts.add_row(ref["name"], ref["source"] or "(inline text)", f"{ref['size']:,}")
+    stdout.print(contexts)
+    variables = Table("variable", "type", "length", title="REPL variables", title_justify="left")
+    for row in values.get("repl", {}).get("variables", []):
+        variables.add_row(row["name"], row["type"], "" if row["size"] is None else f"{row['size']:,}")
+    stdout.print(variables)
+    stdout.print(f"last question: {values.get('query') or '(none)'}", markup=False)
+    stdout.print(
+        f"steps in the last question: {values.get('iteration', 0)}; ended by {values.get('stop_reason')}"
+    )
+    stdout.print(f"usage (whole thread): {usage_line(values.get('total_usage', {}))}")
+    snapshot = values.get("repl", {}).get("snapshot")
+    stdout.print(f"REPL snapshot: {snapshot[:16] if snapshot else '(none yet)'}")

@@ -1,0 +1,73 @@
+"""The RLM graph, assembled in one place so it reads like its diagram:
+
+START -> start_turn -> generate_code -> execute -> check_final
+                           ^                          |
+                           +------ next step ---------+---> compact_memory -> END
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+
+from langgraph_rlm.graph.config import RLMSettings
+from langgraph_rlm.graph.state import RLMInput, RLMOutput, RLMState
+from langgraph_rlm.nodes.check_final import check_final
+from langgraph_rlm.nodes.compact_memory import compact_memory
+from langgraph_rlm.nodes.execute import execute
+from langgraph_rlm.nodes.generate_code import generate_code
+from langgraph_rlm.nodes.start_turn import start_turn
+
+
+def build_rlm_graph(
+    model: str | BaseChatModel | None = None,
+    sub_model: str | BaseChatModel | None = None,
+    *,
+    settings: RLMSettings | None = None,
+    **overrides: Any,
+) -> StateGraph:
+    """The uncompiled RLM graph; compile it with the checkpointer of your choice.
+
+    `model`, `sub_model` and `overrides` set the defaults (see RLMSettings); an `RLMSettings`
+    passed as the run's `context` replaces them for that run.
+    """
+    defaults = replace(settings or RLMSettings(), **overrides)
+    if model is not None:
+        defaults.model = model
+    if sub_model is not None:
+        defaults.sub_model = sub_model
+
+    def with_settings(node: Any) -> Any:
+        async def run(state: RLMState, config: RunnableConfig, runtime: Runtime[RLMSettings]) -> Any:
+            if not isinstance(runtime.context, RLMSettings):
+                runtime = runtime.override(context=defaults)
+            if node is start_turn:
+                return await node(state, config, runtime)
+            return await node(state, runtime)
+
+        run.__name__ = node.__name__
+        return run
+
+    graph = StateGraph(RLMState, context_schema=RLMSettings, input_schema=RLMInput, output_schema=RLMOutput)
+    graph.add_node("start_turn", with_settings(start_turn))
+    graph.add_node("generate_code", with_settings(generate_code))
+    graph.add_node("execute", with_settings(execute))
+    graph.add_node(
+        "check_final", with_settings(check_final), destinations=("generate_code", "compact_memory")
+    )
+    graph.add_node("compact_memory", with_settings(compact_memory))
+
+    graph.add_edge(START, "start_turn")
+    graph.add_edge("start_turn", "generate_code")
+    graph.add_edge("generate_code", "execute")
+    graph.add_edge("execute", "check_final")
+    graph.add_edge("compact_memory", END)
+    return graph
+
+
+graph = build_rlm_graph().compile()

@@ -1,0 +1,101 @@
+"""Every setting of a run, described once: the graph's context schema, the CLI's flags and the
+`RLM_*` environment variables all come from the fields below."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+
+DEFAULT_MODEL = "openai/gpt-5"
+DEFAULT_SUB_MODEL = "openai/gpt-5-mini"
+SANDBOXES = ("local", "process", "docker", "e2b")
+
+
+def setting(default: Any, description: str, *, env: str, flag: bool = True) -> Any:
+    return field(default=default, metadata={"description": description, "env": env, "flag": flag})
+
+
+@dataclass(kw_only=True)
+class RLMSettings:
+    model: str | BaseChatModel = setting(
+        DEFAULT_MODEL,
+        "Root model: a litellm model string (e.g. openai/gpt-5, anthropic/claude-sonnet-4-5, "
+        "ollama/qwen3) or, from Python, any LangChain chat model.",
+        env="RLM_MODEL",
+    )
+    sub_model: str | BaseChatModel = setting(
+        DEFAULT_SUB_MODEL, "Model answering llm_query / llm_query_batched.", env="RLM_SUB_MODEL"
+    )
+    api_base: str | None = setting(
+        None,
+        "Base URL of an OpenAI-compatible server for both models (Ollama, vLLM, llama.cpp), "
+        "e.g. http://127.0.0.1:8000/v1 with --model openai/NAME.",
+        env="RLM_API_BASE",
+    )
+    sandbox: str = setting(
+        "local",
+        "Where REPL code runs: local (bubblewrap), docker, e2b, or process (no isolation).",
+        env="RLM_SANDBOX",
+    )
+    max_iterations: int = setting(
+        30, "Root model steps per question before a best answer is asked.", env="RLM_MAX_ITERATIONS"
+    )
+    max_sub_calls: int = setting(1000, "Sub-model calls per question.", env="RLM_MAX_SUB_CALLS")
+    max_time: float = setting(3600.0, "Wall-clock seconds per question.", env="RLM_MAX_TIME")
+    max_depth: int = setting(
+        1, "How deep rlm_query may recurse; at the limit it becomes a plain llm_query.", env="RLM_MAX_DEPTH"
+    )
+    cell_timeout: float = setting(120.0, "Seconds one REPL cell may run.", env="RLM_CELL_TIMEOUT")
+    memory_limit: int = setting(4096, "Memory limit of the REPL, in MiB.", env="RLM_MEMORY_LIMIT")
+    max_processes: int = setting(64, "Processes the REPL may run at once.", env="RLM_MAX_PROCESSES")
+    output_limit: int = setting(
+        20_000, "Characters of a cell's output the root model sees (head and tail).", env="RLM_OUTPUT_LIMIT"
+    )
+    batch_concurrency: int = setting(
+        16, "Sub-model calls in flight at once for llm_query_batched.", env="RLM_BATCH_CONCURRENCY"
+    )
+    sub_call_retries: int = setting(2, "Retries of a failed sub-model call.", env="RLM_SUB_CALL_RETRIES")
+    allow_dirs: tuple[str, ...] = setting(
+        (), "Folders whose files load_file may read (besides the contexts).", env="RLM_ALLOW_DIRS"
+    )
+    compact_turns: bool = setting(
+        True,
+        "Summarise each finished turn's working messages (question and answer kept).",
+        env="RLM_COMPACT_TURNS",
+    )
+    state_dir: str = setting(
+        ".rlm", "Where threads, contexts and REPL snapshots are stored.", env="RLM_STATE_DIR"
+    )
+    sandbox_idle_timeout: float = setting(
+        600.0, "Seconds an unused sandbox stays alive before it is closed.", env="RLM_SANDBOX_IDLE_TIMEOUT"
+    )
+    depth: int = setting(0, "Recursion depth of this RLM (0 for the root).", env="RLM_DEPTH", flag=False)
+
+    def __post_init__(self) -> None:
+        """Fields left at their default take the `RLM_*` environment variable when it is set."""
+        for spec in fields(self):
+            env = spec.metadata.get("env")
+            if env and env in os.environ and getattr(self, spec.name) == spec.default:
+                setattr(self, spec.name, parse_setting(spec.name, os.environ[env]))
+
+
+def parse_setting(name: str, raw: str) -> Any:
+    """A setting's value from text (an environment variable or a flag); ValueError when it is bad."""
+    spec = next(f for f in fields(RLMSettings) if f.name == name)
+    kind = type(spec.default)
+    if spec.default is None or kind is str or isinstance(spec.default, BaseChatModel):
+        return raw or None if spec.default is None else raw
+    if kind is bool:
+        lowered = raw.strip().lower()
+        if lowered not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            raise ValueError(f"{spec.metadata['env']}={raw!r} is not a yes/no value")
+        return lowered in ("1", "true", "yes", "on")
+    if kind is tuple:
+        return tuple(part for part in raw.split(os.pathsep) if part)
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ValueError(f"{spec.metadata['env']}={raw!r} is not a valid {kind.__name__}") from None

@@ -1,0 +1,63 @@
+"""What the nodes share within a process: the blob store and the live sandboxes."""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+
+from langgraph_rlm.graph.config import RLMSettings
+from langgraph_rlm.graph.state import ContextRef
+from langgraph_rlm.persistence.blobs import FileBlobStore, open_blob_store
+from langgraph_rlm.sandboxes import make_sandbox
+from langgraph_rlm.sandboxes.base import SandboxSpec
+from langgraph_rlm.sandboxes.file_gate import FileGate
+from langgraph_rlm.sandboxes.pool import SandboxPool
+from langgraph_rlm.sandboxes.session import ReplSession
+
+
+@dataclass
+class Resources:
+    blobs: FileBlobStore
+    pool: SandboxPool
+
+    async def session(self, key: str, settings: RLMSettings, contexts: list[ContextRef]) -> ReplSession:
+        """The thread's live session, created on first use; its file gate follows the contexts."""
+        files = [Path(c["source"]) for c in contexts if c["source"]]
+        spec = SandboxSpec(
+            memory_mb=settings.memory_limit,
+            max_processes=settings.max_processes,
+            visible_files=tuple(files),
+        )
+        session = await self.pool.session(
+            key,
+            lambda: ReplSession(
+                lambda: make_sandbox(settings.sandbox, spec),
+                self.blobs,
+                FileGate(files, [Path(d) for d in settings.allow_dirs]),
+            ),
+        )
+        for path in files:
+            session.gate.allow(path)
+        return session
+
+
+_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Resources]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def resources_for(settings: RLMSettings) -> Resources:
+    """Live sandboxes belong to the event loop that started them, so each loop has its own pool."""
+    per_loop = _by_loop.setdefault(asyncio.get_running_loop(), {})
+    key = str(Path(settings.state_dir).resolve())
+    if key not in per_loop:
+        per_loop[key] = Resources(open_blob_store(Path(key)), SandboxPool(settings.sandbox_idle_timeout))
+    return per_loop[key]
+
+
+async def close_sandboxes() -> None:
+    """Stops every live sandbox of this event loop (their snapshots stay stored)."""
+    for resources in _by_loop.get(asyncio.get_running_loop(), {}).values():
+        await resources.pool.close_all()

@@ -1,0 +1,64 @@
+"""What the graph keeps: references to contexts and REPL snapshots, never their bulk."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any, NotRequired, TypedDict
+
+from langchain_core.messages import AnyMessage
+from langgraph.graph.message import add_messages
+from langgraph.managed import RemainingSteps
+
+from langgraph_rlm.llm.usage import Usage, add_usage
+
+
+class ContextRef(TypedDict):
+    """A context stored once in the blob store; the REPL sees it as `name`."""
+
+    name: str
+    label: str
+    source: str | None
+    sha: str
+    size: int
+    preview: str
+
+
+class ReplRef(TypedDict):
+    """The REPL namespace as of this checkpoint: the snapshot to restore, and what is in it."""
+
+    snapshot: str | None
+    variables: list[dict[str, Any]]
+
+
+def add_contexts(left: list[ContextRef | str], right: list[ContextRef | str]) -> list[ContextRef | str]:
+    """New contexts (paths or text from the input) queue up behind the ones already stored."""
+    return [*(left or []), *(right or [])]
+
+
+class RLMInput(TypedDict):
+    query: str
+    contexts: NotRequired[list[str]]
+
+
+class RLMOutput(TypedDict):
+    answer: str
+    usage: Usage
+    stop_reason: str
+
+
+@dataclass
+class RLMState:
+    query: str = ""
+    contexts: Annotated[list[ContextRef | str], add_contexts] = field(default_factory=list)
+    messages: Annotated[list[AnyMessage], add_messages] = field(default_factory=list)
+    repl: ReplRef = field(default_factory=lambda: ReplRef(snapshot=None, variables=[]))
+    session: str = ""
+    pending_code: list[str] = field(default_factory=list)
+    iteration: int = 0
+    turn_start: int = 0
+    started_at: float = 0.0
+    usage: Annotated[Usage, add_usage] = field(default_factory=dict)
+    total_usage: Annotated[Usage, add_usage] = field(default_factory=dict)
+    answer: str | None = None
+    stop_reason: str | None = None
+    remaining_steps: RemainingSteps = 25

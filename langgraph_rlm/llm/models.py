@@ -1,0 +1,61 @@
+"""Turning a model setting (a litellm string or a chat model object) into a chat model."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+
+LOCAL_SERVER_KEY = "no-key-needed"
+
+
+def import_litellm() -> Any:
+    """litellm without its start-up download of the price table (this tool must start offline)."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    litellm.suppress_debug_info = True
+    return litellm
+
+
+def chat_model(model: str | BaseChatModel, api_base: str | None = None) -> BaseChatModel:
+    if isinstance(model, BaseChatModel):
+        return model
+    return _litellm_chat_model(model, api_base)
+
+
+@lru_cache(maxsize=32)
+def _litellm_chat_model(model: str, api_base: str | None) -> BaseChatModel:
+    import_litellm()
+    from langchain_litellm import ChatLiteLLM
+
+    options: dict[str, Any] = {"model": model, "max_retries": 0}
+    if api_base:
+        options["api_base"] = api_base
+        if missing_credentials(model, None):
+            options["api_key"] = LOCAL_SERVER_KEY
+    return ChatLiteLLM(**options)
+
+
+def model_name(model: str | BaseChatModel) -> str | None:
+    """The name litellm prices a model by, when it has one."""
+    if isinstance(model, str):
+        return model
+    return getattr(model, "model", None) or getattr(model, "model_name", None)
+
+
+def missing_credentials(model: str | BaseChatModel, api_base: str | None) -> list[str]:
+    """The environment variables a provider needs and lacks; a local server (api_base) needs no key."""
+    if not isinstance(model, str):
+        return []
+    litellm = import_litellm()
+    try:
+        report = litellm.validate_environment(model=model, api_base=api_base)
+    except Exception:
+        return []
+    missing = list(report.get("missing_keys") or [])
+    if api_base:
+        missing = [key for key in missing if not key.endswith("_API_KEY")]
+    return missing

@@ -1,0 +1,40 @@
+"""`rlm_query`: a child RLM (this same graph, depth + 1, its own sandbox) answers a sub-question."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from langgraph_rlm.llm.subcalls import ChildRunner
+from langgraph_rlm.llm.usage import Usage
+
+if TYPE_CHECKING:
+    from langgraph_rlm.graph.config import RLMSettings
+    from langgraph_rlm.graph.resources import Resources
+
+
+def child_runner(settings: RLMSettings, parent: str, resources: Resources) -> ChildRunner | None:
+    """None at the depth limit, where rlm_query becomes a plain sub-model call."""
+    if settings.depth >= settings.max_depth:
+        return None
+
+    async def run_child(prompt: str, context_sha: str | None, calls_left: int) -> tuple[str, Usage]:
+        from langgraph_rlm.graph.builder import build_rlm_graph
+        from langgraph_rlm.persistence.contexts import describe_blob
+
+        child = replace(settings, depth=settings.depth + 1, max_sub_calls=calls_left, compact_turns=False)
+        contexts = [describe_blob(context_sha, 0, resources.blobs)] if context_sha else []
+        key = f"{parent}/child-{uuid.uuid4().hex[:12]}"
+        graph = build_rlm_graph(settings=child).compile(checkpointer=False)
+        try:
+            result = await graph.ainvoke(
+                {"query": prompt, "contexts": contexts},
+                context=child,
+                config={"configurable": {"thread_id": key}},
+            )
+        finally:
+            await resources.pool.close_prefix(key)
+        return result["answer"], result["usage"]
+
+    return run_child

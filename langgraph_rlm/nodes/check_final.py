@@ -1,0 +1,47 @@
+"""Decides what comes after a step: the answer is in, a limit is reached, or another step."""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+from langgraph.runtime import Runtime
+from langgraph.types import Command
+
+from langgraph_rlm.graph.config import RLMSettings
+from langgraph_rlm.graph.state import RLMState
+from langgraph_rlm.llm.replies import without_code
+
+Next = Literal["generate_code", "compact_memory"]
+STEPS_TO_FINISH = 5
+
+
+async def check_final(state: RLMState, runtime: Runtime[RLMSettings]) -> Command[Next]:
+    if state.answer is not None:
+        return Command(update={"stop_reason": state.stop_reason or "final"}, goto="compact_memory")
+    if state.stop_reason:
+        return Command(update={"answer": last_reply_text(state)}, goto="compact_memory")
+    limit = reached_limit(state, runtime.context)
+    if limit:
+        runtime.stream_writer({"event": "limit", "reason": limit})
+        return Command(update={"stop_reason": limit}, goto="generate_code")
+    return Command(goto="generate_code")
+
+
+def reached_limit(state: RLMState, settings: RLMSettings) -> str | None:
+    if state.remaining_steps <= STEPS_TO_FINISH:
+        return "recursion_limit (raise the run config's recursion_limit)"
+    if state.iteration >= settings.max_iterations:
+        return f"max_iterations ({settings.max_iterations} steps)"
+    if state.usage.get("sub_calls", 0) >= settings.max_sub_calls:
+        return f"max_sub_calls ({settings.max_sub_calls} sub-model calls)"
+    if time.time() - state.started_at >= settings.max_time:
+        return f"max_time ({settings.max_time:g} seconds)"
+    return None
+
+
+def last_reply_text(state: RLMState) -> str:
+    for message in reversed(state.messages):
+        if message.type == "ai":
+            return without_code(message.text) or "(the model gave no answer)"
+    return "(the model gave no answer)"

@@ -1,0 +1,80 @@
+"""Runs the step's code in the thread's sandbox, restored to this checkpoint's snapshot."""
+
+from __future__ import annotations
+
+import time
+
+from langchain_core.messages import HumanMessage
+from langgraph.runtime import Runtime
+
+from langgraph_rlm.graph.config import RLMSettings
+from langgraph_rlm.graph.resources import resources_for
+from langgraph_rlm.graph.state import RLMState
+from langgraph_rlm.llm.recursion import child_runner
+from langgraph_rlm.llm.subcalls import SubCallRouter
+from langgraph_rlm.prompts import render
+from langgraph_rlm.sandboxes.session import CellResult
+
+
+async def execute(state: RLMState, runtime: Runtime[RLMSettings]) -> dict:
+    settings, emit = runtime.context, runtime.stream_writer
+    if not state.pending_code:
+        return {} if state.stop_reason else {"messages": [HumanMessage(render("no_code"))]}
+    resources = resources_for(settings)
+    router = SubCallRouter(
+        settings.sub_model,
+        api_base=settings.api_base,
+        concurrency=settings.batch_concurrency,
+        retries=settings.sub_call_retries,
+        calls_left=settings.max_sub_calls - state.usage.get("sub_calls", 0),
+        child=child_runner(settings, state.session, resources),
+        load_text=lambda sha: resources.blobs.get(sha).decode("utf-8", "replace"),
+        emit=emit,
+    )
+    timeout = min(settings.cell_timeout, max(1.0, settings.max_time - (time.time() - state.started_at)))
+    session = await resources.session(state.session, settings, state.contexts)
+    results: list[CellResult] = []
+    async with session.lock:
+        await session.ensure(state.repl["snapshot"])
+        for code in state.pending_code:
+            emit({"event": "code", "iteration": state.iteration, "code": code})
+            result = await session.run(
+                code,
+                contexts=list(state.contexts),
+                subcalls=router,
+                timeout=timeout,
+                output_limit=settings.output_limit,
+            )
+            emit({"event": "output", "iteration": state.iteration, "output": cell_report(result)})
+            results.append(result)
+            if result.final is not None:
+                break
+    last = results[-1]
+    return {
+        "messages": [HumanMessage(step_report(results))],
+        "repl": {"snapshot": last.snapshot, "variables": last.variables},
+        "answer": last.final,
+        "pending_code": [],
+        "usage": router.usage,
+        "total_usage": router.usage,
+    }
+
+
+def step_report(results: list[CellResult]) -> str:
+    if len(results) == 1:
+        return "REPL output:\n" + cell_report(results[0])
+    return "\n\n".join(f"REPL output of block {i}:\n{cell_report(r)}" for i, r in enumerate(results, 1))
+
+
+def cell_report(result: CellResult) -> str:
+    parts = [result.stdout.rstrip() or "(no output)"]
+    if result.stderr.strip():
+        parts.append("stderr:\n" + result.stderr.rstrip())
+    if result.error:
+        parts.append(result.error)
+    if result.lost:
+        names = ", ".join(f"{name} ({why})" for name, why in result.lost.items())
+        parts.append(f"Not kept in the REPL snapshot (cannot be pickled; gone after a restart): {names}")
+    if result.final is not None:
+        parts.append("FINAL answer recorded.")
+    return "\n".join(parts)

@@ -1,0 +1,49 @@
+"""Opens a turn: stores any new contexts by content and puts the question in the conversation."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+from langchain_core.messages import HumanMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.runtime import Runtime
+from langgraph.types import Overwrite
+
+from langgraph_rlm.graph.config import RLMSettings
+from langgraph_rlm.graph.resources import resources_for
+from langgraph_rlm.graph.state import RLMState
+from langgraph_rlm.persistence.contexts import ingest
+
+
+async def start_turn(state: RLMState, config: RunnableConfig, runtime: Runtime[RLMSettings]) -> dict:
+    blobs = resources_for(runtime.context).blobs
+    stored = [c for c in state.contexts if isinstance(c, dict)]
+    for item in state.contexts:
+        if isinstance(item, str):
+            ref = await asyncio.to_thread(ingest, item, len(stored), blobs)
+            if all(ref["sha"] != c["sha"] for c in stored):
+                stored.append(ref)
+    return {
+        "contexts": Overwrite(stored),
+        "messages": [HumanMessage(state.query)],
+        "session": state.session or session_key(config),
+        "turn_start": len(state.messages),
+        "iteration": 0,
+        "started_at": time.time(),
+        "usage": Overwrite({}),
+        "answer": None,
+        "stop_reason": None,
+        "pending_code": [],
+    }
+
+
+def session_key(config: RunnableConfig) -> str:
+    """The sandbox pool's key: the thread (and subgraph namespace), or a fresh id without one."""
+    configurable = config.get("configurable", {})
+    thread = configurable.get("thread_id")
+    if thread is None:
+        return f"run-{uuid.uuid4().hex}"
+    parents = configurable.get("checkpoint_ns", "").split("|")[:-1]
+    return "|".join([str(thread), *(part.split(":")[0] for part in parents)])

@@ -1,0 +1,82 @@
+"""Content-addressed storage for contexts, large REPL values and snapshots.
+
+Graph state holds only hashes, so a 100 MB context is written once here and never copied
+into a checkpoint or a stream event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Protocol
+
+CHUNK = 1 << 20
+
+
+class BlobStore(Protocol):
+    def put(self, data: bytes) -> str: ...
+
+    def put_file(self, path: Path) -> tuple[str, int]: ...
+
+    def get(self, sha: str) -> bytes: ...
+
+    def has(self, sha: str) -> bool: ...
+
+
+class BlobNotFound(KeyError):
+    """A hash that no stored blob has."""
+
+
+class FileBlobStore:
+    """Blobs as files named by their SHA-256 under one directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, sha: str) -> Path:
+        if len(sha) != 64 or not all(c in "0123456789abcdef" for c in sha):
+            raise BlobNotFound(sha)
+        return self.root / sha[:2] / sha[2:]
+
+    def has(self, sha: str) -> bool:
+        return self._path(sha).exists()
+
+    def put(self, data: bytes) -> str:
+        sha = hashlib.sha256(data).hexdigest()
+        if not self.has(sha):
+            target = self._path(sha)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp:
+                tmp.write(data)
+            os.replace(tmp.name, target)
+        return sha
+
+    def put_file(self, path: Path) -> tuple[str, int]:
+        """Copies a file in while hashing it, so a large context is read exactly once."""
+        digest = hashlib.sha256()
+        size = 0
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(path, "rb") as src, tempfile.NamedTemporaryFile(dir=self.root, delete=False) as tmp:
+            while chunk := src.read(CHUNK):
+                digest.update(chunk)
+                tmp.write(chunk)
+                size += len(chunk)
+        sha = digest.hexdigest()
+        if self.has(sha):
+            os.unlink(tmp.name)
+        else:
+            self._path(sha).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp.name, self._path(sha))
+        return sha, size
+
+    def get(self, sha: str) -> bytes:
+        try:
+            return self._path(sha).read_bytes()
+        except FileNotFoundError:
+            raise BlobNotFound(sha) from None
+
+
+def open_blob_store(state_dir: Path) -> FileBlobStore:
+    return FileBlobStore(Path(state_dir) / "blobs")

@@ -1,0 +1,96 @@
+"""What the `rlm` command shows on stderr while a question is worked on."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.syntax import Syntax
+
+from langgraph_rlm.llm.usage import Usage
+
+CODE_LINES = 20
+OUTPUT_LINES = 8
+
+
+class Progress:
+    """Renders the graph's custom stream events; sub-calls are counted, not listed one by one."""
+
+    def __init__(self, console: Console, quiet: bool = False) -> None:
+        self.console = console
+        self.quiet = quiet
+        self.running = 0
+        self.done = 0
+        self.status: Any = None
+        self.started = time.monotonic()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if self.quiet:
+            return
+        handler = getattr(self, f"_on_{event.get('event')}", None)
+        if handler is not None:
+            handler(event)
+
+    def _on_step(self, event: dict[str, Any]) -> None:
+        blocks = len(event["blocks"])
+        what = f"{blocks} code block{'s' * (blocks != 1)}" if blocks else "no code"
+        self.console.rule(f"[bold cyan]step {event['iteration']}[/] · {what}", align="left")
+
+    def _on_code(self, event: dict[str, Any]) -> None:
+        lines = event["code"].splitlines()
+        shown = "\n".join(lines[:CODE_LINES]) + (
+            f"\n# ... {len(lines) - CODE_LINES} more lines" if len(lines) > CODE_LINES else ""
+        )
+        self.console.print(Syntax(shown, "python", theme="ansi_dark", background_color="default"))
+
+    def _on_output(self, event: dict[str, Any]) -> None:
+        self._stop_status()
+        lines = event["output"].splitlines() or [""]
+        preview = "\n".join(lines[:OUTPUT_LINES])
+        more = f"\n… {len(lines) - OUTPUT_LINES} more lines" if len(lines) > OUTPUT_LINES else ""
+        self.console.print(f"[dim]{escape(preview)}{more}[/]")
+
+    def _on_subcall(self, event: dict[str, Any]) -> None:
+        if event["phase"] == "start":
+            self.running += 1
+        else:
+            self.running -= 1
+            self.done += 1
+        text = f"sub-calls: {self.done} done, {self.running} running"
+        if self.status is None:
+            self.status = self.console.status(text)
+            self.status.start()
+        else:
+            self.status.update(text)
+
+    def _on_limit(self, event: dict[str, Any]) -> None:
+        self.console.print(f"[yellow]limit reached: {escape(event['reason'])}; asking for the best answer[/]")
+
+    def _on_warning(self, event: dict[str, Any]) -> None:
+        self.console.print(f"[yellow]warning: {escape(event['message'])}[/]")
+
+    def _stop_status(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+            self.console.print(f"[dim]{self.done} sub-calls answered[/]")
+            self.done = 0
+
+    def finish(self, usage: Usage, stop_reason: str | None) -> None:
+        self._stop_status()
+        if self.quiet:
+            return
+        elapsed = time.monotonic() - self.started
+        self.console.print(
+            f"[dim]{usage_line(usage)} · {elapsed:.1f}s · ended by {stop_reason or 'an error'}[/]"
+        )
+
+
+def usage_line(usage: Usage) -> str:
+    return (
+        f"{usage.get('root_calls', 0)} root calls, {usage.get('sub_calls', 0)} sub-calls, "
+        f"{usage.get('input_tokens', 0):,} tokens in, {usage.get('output_tokens', 0):,} out, "
+        f"${usage.get('cost', 0.0):.4f}"
+    )

@@ -1,0 +1,21 @@
+"""Sandbox backends by name; each starts the same worker and speaks the same protocol."""
+
+from __future__ import annotations
+
+from langgraph_rlm.sandboxes.base import Sandbox, SandboxSpec, SandboxUnavailable
+from langgraph_rlm.sandboxes.local import LocalSandbox
+from langgraph_rlm.sandboxes.process import ProcessSandbox
+
+BACKENDS = {"local": LocalSandbox, "process": ProcessSandbox}
+PLANNED = ("docker", "e2b")
+
+
+def make_sandbox(kind: str, spec: SandboxSpec) -> Sandbox:
+    if kind in BACKENDS:
+        return BACKENDS[kind](spec)
+    if kind in PLANNED:
+        raise SandboxUnavailable(
+            f"the {kind} sandbox is not available in this version; use --sandbox local (bubblewrap) "
+            "or --sandbox process (no isolation)"
+        )
+    raise SandboxUnavailable(f"unknown sandbox {kind!r}: choose local, docker, e2b or process")

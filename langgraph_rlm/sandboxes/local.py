@@ -1,0 +1,77 @@
+"""The default sandbox: the worker under bubblewrap.
+
+No network, a read-only view of the system, a private /tmp, a cleared environment, only the
+files the user named, limits on memory and processes, and the whole sandbox dies with the host.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from langgraph_rlm.sandboxes.base import SandboxUnavailable
+from langgraph_rlm.sandboxes.process import CLOUDPICKLE_DIR, WORKER_PATH, ProcessSandbox, sandbox_environment
+
+INSIDE = Path("/opt/rlm")
+NOBODY = 65534
+NAMESPACES = ("--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try")
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")
+SYSTEM_FILES = ("/etc/ld.so.cache", "/etc/localtime", "/etc/alternatives")
+INSTALL_HINT = (
+    "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap) "
+    "or choose another sandbox: --sandbox docker, --sandbox e2b, or --sandbox process (no isolation)"
+)
+
+
+def python_dirs() -> list[Path]:
+    """Where the interpreter and its standard library live, when outside the system dirs."""
+    dirs = {Path(sys.base_prefix).resolve(), Path(sys.executable).resolve().parent.parent}
+    return sorted(d for d in dirs if not str(d).startswith(SYSTEM_DIRS))
+
+
+class LocalSandbox(ProcessSandbox):
+    """As root, bwrap keeps only the right to drop to nobody, which the worker does at once:
+    the kernel ignores process limits for root."""
+
+    kind = "local"
+    isolated = True
+
+    def command(self) -> list[str]:
+        bwrap = shutil.which("bwrap")
+        if bwrap is None:
+            raise SandboxUnavailable(f"bubblewrap (bwrap) is not installed: {INSTALL_HINT}")
+        args = [bwrap, *NAMESPACES, "--die-with-parent", "--new-session", "--clearenv"]
+        if os.geteuid() == 0:
+            args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        else:
+            args += ["--unshare-user"]
+        for key, value in sandbox_environment(str(INSIDE / "lib")).items():
+            args += ["--setenv", key, value]
+        for path in SYSTEM_DIRS + SYSTEM_FILES:
+            args += ["--ro-bind-try", path, path]
+        for path in python_dirs():
+            for parent in reversed(path.parents[:-1]):
+                args += ["--perms", "0755", "--dir", str(parent)]
+            args += ["--ro-bind", str(path), str(path)]
+        args += ["--proc", "/proc", "--dev", "/dev"]
+        args += ["--size", str(self.spec.memory_mb * 1024 * 1024), "--tmpfs", "/tmp"]
+        args += ["--ro-bind", str(WORKER_PATH), str(INSIDE / "repl_worker.py")]
+        args += ["--ro-bind", str(CLOUDPICKLE_DIR), str(INSIDE / "lib" / "cloudpickle")]
+        for path in self.spec.visible_files:
+            args += ["--ro-bind-try", str(path), str(path)]
+        args += ["--chdir", "/tmp"]
+        python = str(Path(sys.executable).resolve())
+        worker = [python, "-s", str(INSIDE / "repl_worker.py"), *self.worker_arguments()]
+        if os.geteuid() == 0:
+            worker += ["--drop-to", str(NOBODY)]
+        return [*args, *worker]
+
+    def environment(self) -> dict[str, str]:
+        return {}
+
+    def unavailable_message(self, reason: str) -> str:
+        if reason.startswith("bwrap"):
+            return f"bubblewrap could not start the sandbox ({reason}); {INSTALL_HINT}"
+        return super().unavailable_message(reason)

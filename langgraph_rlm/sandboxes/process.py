@@ -1,0 +1,112 @@
+"""The worker as a plain child process: the base the isolated backends build on.
+
+`process` on its own isolates nothing (no namespace, no file or network limits); it exists
+for machines where no sandbox can run, and only when asked for by name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from pathlib import Path
+
+import cloudpickle
+
+from langgraph_rlm.sandboxes.base import SandboxSpec, SandboxUnavailable, WorkerDied
+from langgraph_rlm.sandboxes.channel import STREAM_LIMIT, WorkerChannel
+
+WORKER_PATH = Path(__file__).parent / "worker" / "repl_worker.py"
+CLOUDPICKLE_DIR = Path(cloudpickle.__file__).parent
+START_TIMEOUT = 60.0
+
+
+def sandbox_environment(pythonpath: str) -> dict[str, str]:
+    """A cleared environment: no key, token or setting of the host reaches the worker."""
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": "/tmp",
+        "LANG": "C.UTF-8",
+        "PYTHONPATH": pythonpath,
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+class ProcessSandbox:
+    kind = "process"
+    isolated = False
+
+    def __init__(self, spec: SandboxSpec) -> None:
+        self.spec = spec
+        self.process: asyncio.subprocess.Process | None = None
+
+    def worker_arguments(self) -> list[str]:
+        args = ["--memory-mb", str(self.spec.memory_mb), "--big-value", str(self.spec.big_value_bytes)]
+        if self.isolated:
+            args += ["--isolated", "--max-processes", str(self.spec.max_processes)]
+        return args
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-s", str(WORKER_PATH), *self.worker_arguments()]
+
+    def environment(self) -> dict[str, str]:
+        return sandbox_environment(str(CLOUDPICKLE_DIR.parent))
+
+    async def start(self) -> WorkerChannel:
+        self.process = await asyncio.create_subprocess_exec(
+            *self.command(),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=self.environment(),
+            cwd="/tmp",
+            start_new_session=True,
+            limit=STREAM_LIMIT,
+        )
+        channel = WorkerChannel(self.process.stdout, self.process.stdin)
+        try:
+            await asyncio.wait_for(channel.expect("ready"), START_TIMEOUT)
+        except (TimeoutError, WorkerDied):
+            reason = await self._startup_error()
+            await self.stop()
+            raise SandboxUnavailable(self.unavailable_message(reason)) from None
+        return channel
+
+    def unavailable_message(self, reason: str) -> str:
+        return f"the {self.kind} sandbox could not start its worker: {reason}"
+
+    async def _startup_error(self) -> str:
+        assert self.process is not None
+        try:
+            raw = await asyncio.wait_for(self.process.stderr.read(4096), 2)
+        except TimeoutError:
+            raw = b""
+        lines = [line for line in raw.decode(errors="replace").splitlines() if line.strip()]
+        return lines[-1].strip() if lines else f"it exited with status {self.process.returncode}"
+
+    async def describe_exit(self) -> str:
+        code = None
+        if self.process is not None:
+            with contextlib.suppress(TimeoutError):
+                code = await asyncio.wait_for(self.process.wait(), 2)
+        if code is None:
+            return "the worker stopped answering"
+        if code < 0:
+            name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+            return f"the worker was killed by {name}"
+        return f"the worker exited with status {code}"
+
+    async def stop(self) -> None:
+        process = self.process
+        if process is None or process.returncode is not None:
+            return
+        with contextlib.suppress(TimeoutError, ConnectionError, RuntimeError):
+            process.stdin.close()
+            await asyncio.wait_for(process.wait(), 2)
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()

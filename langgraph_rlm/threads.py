@@ -1,0 +1,92 @@
+"""Threads as the `rlm` command keeps them: one SQLite file of checkpoints under the state dir."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.graph.state import CompiledStateGraph
+
+from langgraph_rlm.graph.builder import build_rlm_graph
+from langgraph_rlm.graph.config import RLMSettings
+from langgraph_rlm.graph.resources import close_sandboxes, resources_for
+from langgraph_rlm.graph.state import ContextRef
+from langgraph_rlm.persistence.contexts import ingest
+
+DATABASE = "threads.sqlite"
+
+
+class UnfinishedTurn(RuntimeError):
+    """The thread stopped mid-question, and a different question was asked."""
+
+
+@asynccontextmanager
+async def open_thread_graph(settings: RLMSettings) -> AsyncIterator[CompiledStateGraph]:
+    Path(settings.state_dir).mkdir(parents=True, exist_ok=True)
+    async with AsyncSqliteSaver.from_conn_string(str(Path(settings.state_dir) / DATABASE)) as saver:
+        yield build_rlm_graph(settings=settings).compile(checkpointer=saver)
+
+
+def thread_config(thread: str, settings: RLMSettings) -> dict[str, Any]:
+    """Enough graph steps for every iteration; the graph ends itself with a best answer before that."""
+    return {"configurable": {"thread_id": thread}, "recursion_limit": settings.max_iterations * 3 + 20}
+
+
+async def run_turn(
+    settings: RLMSettings, thread: str, question: str, paths: list[str], on_event: Callable[[dict], None]
+) -> str:
+    """Asks one question on a thread, or finishes the same question if a crash interrupted it."""
+    async with open_thread_graph(settings) as graph:
+        config = thread_config(thread, settings)
+        current = await graph.aget_state(config)
+        payload: dict[str, Any] | None = {"query": question, "contexts": paths}
+        if current.next:
+            if current.values.get("query") != question:
+                raise UnfinishedTurn(
+                    f"thread {thread!r} has an unfinished question ({current.values.get('query')!r}); "
+                    "ask it again to resume it, or use another --thread"
+                )
+            on_event({"event": "warning", "message": "resuming the unfinished question from its last step"})
+            payload = None
+        try:
+            async for event in graph.astream(payload, config, context=settings, stream_mode="custom"):
+                on_event(event)
+        finally:
+            await close_sandboxes()
+        values = (await graph.aget_state(config)).values
+    finish = getattr(on_event, "finish", None)
+    if finish is not None:
+        finish(values.get("usage", {}), values.get("stop_reason"))
+    return values["answer"]
+
+
+async def add_contexts(settings: RLMSettings, thread: str, files: list[Path]) -> list[ContextRef]:
+    """Stores files as contexts of a thread without asking anything (`rlm init`)."""
+    async with open_thread_graph(settings) as graph:
+        config = thread_config(thread, settings)
+        stored = [
+            c for c in (await graph.aget_state(config)).values.get("contexts", []) if isinstance(c, dict)
+        ]
+        known = {c["sha"] for c in stored}
+        blobs = resources_for(settings).blobs
+        added: list[ContextRef] = []
+        for file in files:
+            ref = await asyncio.to_thread(ingest, str(file), len(stored) + len(added), blobs)
+            if ref["sha"] not in known:
+                known.add(ref["sha"])
+                added.append(ref)
+        if added:
+            await graph.aupdate_state(config, {"contexts": added}, as_node="compact_memory")
+        return added
+
+
+async def thread_values(settings: RLMSettings, thread: str) -> dict[str, Any] | None:
+    if not (Path(settings.state_dir) / DATABASE).exists():
+        return None
+    async with open_thread_graph(settings) as graph:
+        state = await graph.aget_state(thread_config(thread, settings))
+        return state.values or None

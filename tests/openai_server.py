@@ -1,0 +1,130 @@
+"""A small OpenAI-compatible server for tests: the real litellm network path, a scripted model.
+
+`respond(messages)` decides each reply; every request is logged with its start and end time,
+so a test can prove concurrency from overlapping requests instead of timing a run.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+Responder = Callable[[list[dict[str, Any]]], str]
+
+
+class ScriptedOpenAIServer:
+    def __init__(self, respond: Responder, delay: float = 0.0, garbage: bool = False) -> None:
+        self.respond = respond
+        self.delay = delay
+        self.garbage = garbage
+        self.log: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def __enter__(self) -> ScriptedOpenAIServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def max_overlap(self) -> int:
+        """The most requests that were in flight at one moment."""
+        edges = sorted([(r["start"], 1) for r in self.log] + [(r["end"], -1) for r in self.log])
+        running = peak = 0
+        for _, step in edges:
+            running += step
+            peak = max(peak, running)
+        return peak
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self._send(200, {"object": "list", "data": [{"id": "scripted", "object": "model"}]})
+
+            def do_POST(self) -> None:
+                start = time.monotonic()
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if server.garbage:
+                    self._raw(200, b"this is not json")
+                    return
+                messages = body.get("messages", [])
+                try:
+                    text = server.respond(messages)
+                except Exception as exc:  # the test's script failed: say so like a provider would
+                    self._send(500, {"error": {"message": f"script error: {exc}", "type": "server_error"}})
+                    return
+                if server.delay:
+                    time.sleep(server.delay)
+                prompt_tokens = sum(len(str(m.get("content", ""))) for m in messages) // 4
+                with server.lock:
+                    server.log.append(
+                        {"start": start, "end": time.monotonic(), "messages": messages, "reply": text}
+                    )
+                self._send(
+                    200,
+                    {
+                        "id": "chatcmpl-test",
+                        "object": "chat.completion",
+                        "created": int(time.time()),
+                        "model": body.get("model", "scripted"),
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {"role": "assistant", "content": text},
+                                "finish_reason": "stop",
+                            }
+                        ],
+                        "usage": {
+                            "prompt_tokens": prompt_tokens,
+                            "completion_tokens": len(text) // 4 + 1,
+                            "total_tokens": prompt_tokens + len(text) // 4 + 1,
+                        },
+                    },
+                )
+
+            def _send(self, status: int, payload: dict[str, Any]) -> None:
+                self._raw(status, json.dumps(payload).encode())
+
+            def _raw(self, status: int, data: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        return Handler
+
+
+def is_root_call(messages: list[dict[str, Any]]) -> bool:
+    return (
+        bool(messages)
+        and messages[0].get("role") == "system"
+        and "Recursive Language Model" in str(messages[0].get("content"))
+    )
+
+
+def root_step(messages: list[dict[str, Any]]) -> int:
+    """How many REPL outputs the root model has seen in this turn (0 on its first step)."""
+    last_question = max(
+        i
+        for i, m in enumerate(messages)
+        if m.get("role") == "user" and "REPL output" not in str(m.get("content"))
+    )
+    return sum(1 for m in messages[last_question:] if "REPL output" in str(m.get("content")))
