@@ -31,6 +31,15 @@ def python_dirs() -> list[Path]:
     return sorted(d for d in dirs if not str(d).startswith(SYSTEM_DIRS))
 
 
+def readable_mount(path: Path) -> list[str]:
+    """A read-only bind whose parent folders the sandbox's user can pass (they may be 0700 outside)."""
+    args: list[str] = []
+    for parent in reversed(path.parents[:-1]):
+        if str(parent) != "/tmp":
+            args += ["--perms", "0755", "--dir", str(parent)]
+    return [*args, "--ro-bind-try", str(path), str(path)]
+
+
 class LocalSandbox(ProcessSandbox):
     """As root, bwrap keeps only the right to drop to nobody, which the worker does at once:
     the kernel ignores process limits for root."""
@@ -52,15 +61,13 @@ class LocalSandbox(ProcessSandbox):
         for path in SYSTEM_DIRS + SYSTEM_FILES:
             args += ["--ro-bind-try", path, path]
         for path in python_dirs():
-            for parent in reversed(path.parents[:-1]):
-                args += ["--perms", "0755", "--dir", str(parent)]
-            args += ["--ro-bind", str(path), str(path)]
+            args += readable_mount(path)
         args += ["--proc", "/proc", "--dev", "/dev"]
-        args += ["--size", str(self.spec.memory_mb * 1024 * 1024), "--tmpfs", "/tmp"]
+        args += ["--perms", "1777", "--size", str(self.spec.memory_mb * 1024 * 1024), "--tmpfs", "/tmp"]
         args += ["--ro-bind", str(WORKER_PATH), str(INSIDE / "repl_worker.py")]
         args += ["--ro-bind", str(CLOUDPICKLE_DIR), str(INSIDE / "lib" / "cloudpickle")]
         for path in self.spec.visible_files:
-            args += ["--ro-bind-try", str(path), str(path)]
+            args += readable_mount(path)
         args += ["--chdir", "/tmp"]
         python = str(Path(sys.executable).resolve())
         worker = [python, "-s", str(INSIDE / "repl_worker.py"), *self.worker_arguments()]

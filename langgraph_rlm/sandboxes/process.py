@@ -94,8 +94,9 @@ class ProcessSandbox:
                 code = await asyncio.wait_for(self.process.wait(), 2)
         if code is None:
             return "the worker stopped answering"
-        if code < 0:
-            name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+        number = -code if code < 0 else code - 128 if 128 < code < 160 else None
+        if number is not None:
+            name = signal.Signals(number).name if number in signal.Signals._value2member_map_ else str(number)
             return f"the worker was killed by {name}"
         return f"the worker exited with status {code}"
 

@@ -23,6 +23,7 @@ import resource
 import signal
 import sys
 import threading
+import time
 import traceback
 import types
 
@@ -574,8 +575,10 @@ def _format_error(exc):
 def _reap_strays():
     """Ends every process a cell left behind; only used where the sandbox has its own PID space."""
     me = os.getpid()
-    for _ in range(20):
+    for _ in range(100):
         others = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, me)]
+        if not others:
+            return
         for pid in others:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -586,8 +589,7 @@ def _reap_strays():
                 pass
         except ChildProcessError:
             pass
-        if not others:
-            return
+        time.sleep(0.01)
 
 
 def clip(text, limit):

@@ -1,0 +1,3 @@
+from langgraph_rlm.cli import main
+
+main()

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+from langgraph_rlm.persistence.blobs import FileBlobStore
+from langgraph_rlm.sandboxes import make_sandbox
+from langgraph_rlm.sandboxes.base import SandboxSpec
+from langgraph_rlm.sandboxes.file_gate import FileGate
+from langgraph_rlm.sandboxes.session import ReplSession
+
+RLM = [sys.executable, "-m", "langgraph_rlm"]
+IN_CI = os.environ.get("CI") == "true"
+
+
+def bwrap_works() -> bool:
+    if shutil.which("bwrap") is None:
+        return False
+    probe = subprocess.run(["bwrap", "--ro-bind", "/", "/", "--unshare-net", "true"], capture_output=True)
+    return probe.returncode == 0
+
+
+def need_bwrap() -> None:
+    if not bwrap_works():
+        if IN_CI:
+            pytest.fail("bubblewrap must work in CI (.ci/run installs it)")
+        pytest.skip("bubblewrap is not usable on this machine")
+
+
+class NoSubCalls:
+    async def llm_query(self, prompt: str, model: str | None) -> str:
+        raise RuntimeError("no sub-model in this test")
+
+    async def rlm_query(self, prompt: str, context_sha: str | None) -> str:
+        raise RuntimeError("no sub-model in this test")
+
+
+@pytest.fixture
+def blobs(tmp_path: Path) -> FileBlobStore:
+    return FileBlobStore(tmp_path / "blobs")
+
+
+@pytest.fixture
+async def open_session(blobs: FileBlobStore) -> AsyncIterator[Callable[..., Awaitable[ReplSession]]]:
+    """Starts live REPL sessions on real sandboxes (`local` by default); all closed after the test."""
+    sessions: list[ReplSession] = []
+
+    async def start(
+        kind: str = "local", files: tuple[Path, ...] = (), folders: tuple[Path, ...] = (), **spec: Any
+    ) -> ReplSession:
+        if kind == "local":
+            need_bwrap()
+        sandbox_spec = SandboxSpec(visible_files=tuple(files), **spec)
+        session = ReplSession(lambda: make_sandbox(kind, sandbox_spec), blobs, FileGate(files, folders))
+        await session.ensure(None)
+        sessions.append(session)
+        return session
+
+    yield start
+    for session in sessions:
+        await session.close()
+
+
+def context_of(blobs: FileBlobStore, text: str, name: str = "context_0", source: str | None = None) -> dict:
+    sha = blobs.put(text.encode())
+    return {"name": name, "label": Path(source).name if source else name, "source": source, "sha": sha}
+
+
+def run_rlm(
+    args: list[str], state_dir: Path, env: dict[str, str] | None = None, **kw
+) -> subprocess.CompletedProcess:
+    """The real `rlm` command in a subprocess."""
+    full_env = {
+        **os.environ,
+        "RLM_STATE_DIR": str(state_dir),
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        **(env or {}),
+    }
+    return subprocess.run(
+        [*RLM, *args], env=full_env, capture_output=True, text=True, timeout=kw.pop("timeout", 300), **kw
+    )

@@ -1,0 +1,220 @@
+"""The graph end to end, in process: scripted models, the real bubblewrap sandbox, real checkpoints."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+from langgraph_rlm import build_rlm_graph, close_sandboxes
+from tests.conftest import need_bwrap
+from tests.scripted_models import ScriptedChatModel, steps
+
+
+@pytest.fixture(autouse=True)
+async def sandboxes():
+    need_bwrap()
+    yield
+    await close_sandboxes()
+
+
+def echo_sub() -> ScriptedChatModel:
+    return ScriptedChatModel(respond=lambda messages: f"echo:{messages[-1].content[:20]}")
+
+
+def compile_graph(root, tmp_path: Path, sub=None, checkpointer=None, **settings):
+    graph = build_rlm_graph(root, sub or echo_sub(), state_dir=str(tmp_path / "state"), **settings)
+    return graph.compile(checkpointer=checkpointer or InMemorySaver())
+
+
+def config(thread: str = "t") -> dict:
+    return {"configurable": {"thread_id": thread}, "recursion_limit": 200}
+
+
+async def test_answer_usage_and_stop_reason_come_out(tmp_path):
+    root = ScriptedChatModel(
+        respond=steps("```repl\nx = len(context)\n```", "```repl\nFINAL(f'{x} chars')\n```")
+    )
+    graph = compile_graph(root, tmp_path)
+    result = await graph.ainvoke({"query": "how long?", "contexts": ["abcdef"]}, config())
+    assert result["answer"] == "6 chars"
+    assert result["stop_reason"] == "final"
+    assert result["usage"]["root_calls"] == 3  # two steps and the turn's summary
+    assert set(result) == {"answer", "usage", "stop_reason"}
+
+
+async def test_the_prompt_describes_contexts_but_never_contains_them(tmp_path):
+    secret_middle = "MIDDLE-OF-THE-CONTEXT"
+    context = "head " * 1000 + secret_middle + " tail" * 1000
+    root = ScriptedChatModel(respond=steps("```repl\nFINAL('done')\n```"))
+    graph = compile_graph(root, tmp_path)
+    await graph.ainvoke({"query": "q", "contexts": [context]}, config())
+    system = root.calls[0][0].content
+    assert f"{len(context):,} bytes" in system and "context_0" in system
+    assert secret_middle not in "".join(str(m.content) for m in root.calls[0])
+
+
+async def test_blocks_run_in_order_and_the_first_final_wins(tmp_path):
+    reply = (
+        "```repl\nsteps = ['one']\n```\n"
+        "```python\nsteps.append('two')\nFINAL(' '.join(steps))\n```\n"
+        "```repl\nsteps.append('three')\nFINAL('too late')\n```"
+    )
+    root = ScriptedChatModel(respond=steps(reply, "```repl\nFINAL(str(steps))\n```"))
+    graph = compile_graph(root, tmp_path)
+    result = await graph.ainvoke({"query": "q"}, config())
+    assert result["answer"] == "one two"
+    state = await graph.aget_state(config())
+    assert {"name": "steps", "type": "list", "size": 2} in state.values["repl"]["variables"]
+
+
+async def test_a_reply_without_code_is_nudged(tmp_path):
+    root = ScriptedChatModel(respond=steps("I think the answer is probably 4.", "```repl\nFINAL(2 + 2)\n```"))
+    graph = compile_graph(root, tmp_path, compact_turns=False)
+    result = await graph.ainvoke({"query": "2+2?"}, config())
+    assert result["answer"] == "4"
+    nudge = root.calls[1][-1].content
+    assert "no ```repl``` block" in nudge
+
+
+async def test_final_written_as_text_is_taken(tmp_path):
+    root = ScriptedChatModel(
+        respond=steps("```repl\nresult = 'from the repl'\n```", "Done.\nFINAL_VAR(result)")
+    )
+    graph = compile_graph(root, tmp_path)
+    result = await graph.ainvoke({"query": "q"}, config())
+    assert result["answer"] == "from the repl"
+
+
+async def test_max_iterations_asks_once_for_a_best_answer(tmp_path):
+    def respond(messages):
+        if "reached its limit" in str(messages[-1].content):
+            return "My best guess is 7."
+        return "```repl\nprint('still looking')\n```"
+
+    root = ScriptedChatModel(respond=respond)
+    graph = compile_graph(root, tmp_path, max_iterations=3, compact_turns=False)
+    result = await graph.ainvoke({"query": "q"}, config())
+    assert result["answer"] == "My best guess is 7."
+    assert result["stop_reason"].startswith("max_iterations")
+    assert len(root.calls) == 4
+
+
+async def test_best_answer_may_come_from_the_repl(tmp_path):
+    def respond(messages):
+        if "reached its limit" in str(messages[-1].content):
+            return "```repl\nFINAL_VAR('partial')\n```"
+        return "```repl\npartial = 'half done'\n```"
+
+    graph = compile_graph(ScriptedChatModel(respond=respond), tmp_path, max_iterations=2)
+    result = await graph.ainvoke({"query": "q"}, config())
+    assert result["answer"] == "half done"
+    assert result["stop_reason"].startswith("max_iterations")
+
+
+async def test_sub_call_limit_ends_the_run_and_fails_extra_calls(tmp_path):
+    def respond(messages):
+        if "reached its limit" in str(messages[-1].content):
+            return "```repl\nFINAL(str(answers))\n```"
+        return "```repl\nanswers = llm_query_batched([f'p{i}' for i in range(5)])\nprint(answers)\n```"
+
+    graph = compile_graph(ScriptedChatModel(respond=respond), tmp_path, max_sub_calls=3)
+    result = await graph.ainvoke({"query": "q"}, config())
+    assert result["stop_reason"].startswith("max_sub_calls")
+    answers = eval(result["answer"])
+    assert sum(a.startswith("echo:") for a in answers) == 3
+    assert sum("sub-call limit" in a for a in answers) == 2
+
+
+async def test_wall_clock_limit_cuts_a_slow_cell_and_ends_the_run(tmp_path):
+    def respond(messages):
+        if "reached its limit" in str(messages[-1].content):
+            return "out of time"
+        return "```repl\nimport time\ntime.sleep(30)\n```"
+
+    graph = compile_graph(ScriptedChatModel(respond=respond), tmp_path, max_time=2.0)
+    result = await graph.ainvoke({"query": "q"}, config())
+    assert result["answer"] == "out of time"
+    assert result["stop_reason"].startswith("max_time")
+
+
+async def test_unpicklable_names_are_reported_to_the_model(tmp_path):
+    root = ScriptedChatModel(
+        respond=steps(
+            "```repl\nimport threading\nlock = threading.Lock()\nok = 1\n```", "```repl\nFINAL('x')\n```"
+        )
+    )
+    graph = compile_graph(root, tmp_path)
+    await graph.ainvoke({"query": "q"}, config())
+    output = root.calls[1][-1].content
+    assert "Not kept in the REPL snapshot" in output and "lock" in output
+
+
+async def test_turn_compaction_keeps_question_and_exact_answer(tmp_path):
+    long_answer = "line\n" * 2000
+    root = ScriptedChatModel(
+        respond=steps("```repl\nx = 1\n```", "```repl\nx += 1\n```", f"```repl\nFINAL({long_answer!r})\n```")
+    )
+    graph = compile_graph(root, tmp_path)
+    await graph.ainvoke({"query": "the first question"}, config())
+    messages = (await graph.aget_state(config())).values["messages"]
+    assert len(messages) == 2
+    assert messages[0].content == "the first question"
+    assert messages[1].content.endswith(long_answer)
+    assert "summary" in messages[1].content
+
+
+async def test_a_failed_summary_keeps_the_turn(tmp_path):
+    def respond(messages):
+        if messages[0].type != "system":
+            raise RuntimeError("summariser down")
+        return steps("```repl\nx = 1\n```", "```repl\nFINAL('ok')\n```")(messages)
+
+    graph = compile_graph(ScriptedChatModel(respond=respond), tmp_path)
+    result = await graph.ainvoke({"query": "q"}, config())
+    assert result["answer"] == "ok"
+    assert len((await graph.aget_state(config())).values["messages"]) == 5
+
+
+async def test_graph_state_keeps_references_not_context_text(tmp_path):
+    context_file = tmp_path / "big.txt"
+    context_file.write_text("0123456789" * 500_000)
+    root = ScriptedChatModel(respond=steps("```repl\nn = len(context)\n```", "```repl\nFINAL(n)\n```"))
+    db = tmp_path / "checkpoints.sqlite"
+    async with AsyncSqliteSaver.from_conn_string(str(db)) as saver:
+        graph = compile_graph(root, tmp_path, checkpointer=saver)
+        result = await graph.ainvoke({"query": "length?", "contexts": [str(context_file)]}, config())
+    assert result["answer"] == "5000000"
+    with sqlite3.connect(db) as conn:
+        stored = sum(len(row[0] or b"") for row in conn.execute("select checkpoint from checkpoints"))
+        stored += sum(len(row[0] or b"") for row in conn.execute("select value from writes"))
+    assert stored < 500_000
+
+
+async def test_rlm_query_runs_a_child_rlm_with_its_own_sandbox(tmp_path):
+    def respond(messages):
+        question = next(m.content for m in messages if m.type == "human")
+        if question.startswith("child:"):
+            return "```repl\nFINAL(f'child saw {len(context)} chars')\n```"
+        if any("REPL output" in str(m.content) for m in messages):
+            return "```repl\nFINAL(reply)\n```"
+        return "```repl\nreply = rlm_query('child: measure', context='x' * 1234)\n```"
+
+    graph = compile_graph(ScriptedChatModel(respond=respond), tmp_path, max_depth=1)
+    result = await graph.ainvoke({"query": "parent"}, config())
+    assert result["answer"] == "child saw 1234 chars"
+    assert result["usage"]["root_calls"] >= 4
+
+
+async def test_at_the_depth_limit_rlm_query_is_a_plain_sub_call(tmp_path):
+    root = ScriptedChatModel(
+        respond=steps(
+            "```repl\nreply = rlm_query('question', context='ctx')\n```", "```repl\nFINAL(reply)\n```"
+        )
+    )
+    graph = compile_graph(root, tmp_path, max_depth=0)
+    result = await graph.ainvoke({"query": "q"}, config())
+    assert result["answer"] == "echo:question\n\nctx"

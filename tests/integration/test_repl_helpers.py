@@ -1,0 +1,152 @@
+"""Every name the REPL offers, on the real bubblewrap sandbox."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import NoSubCalls, context_of
+
+LOG = "\n".join(f"line {i}: {'ERROR disk full' if i % 250 == 0 else 'ok'}" for i in range(1, 1001)) + "\n"
+
+
+async def run(session, code: str, contexts=(), **kw):
+    return await session.run(
+        code,
+        contexts=list(contexts),
+        subcalls=kw.pop("subcalls", NoSubCalls()),
+        timeout=kw.pop("timeout", 30),
+        output_limit=kw.pop("output_limit", 20_000),
+    )
+
+
+async def test_context_names_and_active_file(open_session, blobs):
+    session = await open_session()
+    ctx = [context_of(blobs, LOG, "context_0", "/data/app.log"), context_of(blobs, "second", "context_1")]
+    result = await run(session, "print(len(context), context is context_0, context_1)\nlist_files()", ctx)
+    assert result.error is None
+    assert f"{len(LOG)} True second" in result.stdout
+    assert "'name': 'app.log'" in result.stdout and "'active': True" in result.stdout
+
+
+async def test_peek_grep_chunk_indices(open_session, blobs):
+    session = await open_session()
+    ctx = [context_of(blobs, LOG)]
+    result = await run(
+        session,
+        "print(repr(peek(0, 12)))\n"
+        "hits = grep(r'ERROR \\w+ full', max_matches=3, window=5)\n"
+        "print(len(hits), hits[0]['match'], hits[0]['start'] == context.index('ERROR'))\n"
+        "chunks = chunk_indices(size=1000, overlap=100)\n"
+        "print(chunks[0], chunks[1], chunks[-1][1] == len(context))",
+        ctx,
+    )
+    assert result.error is None, result.error
+    lines = result.stdout.splitlines()
+    assert lines[0] == "'line 1: ok\\nl'"
+    assert lines[1] == "3 ERROR disk full True"
+    assert lines[2] == "(0, 1000) (900, 1900) True"
+
+
+async def test_bare_expression_shows_its_value_like_a_notebook(open_session):
+    session = await open_session()
+    result = await run(session, "x = 40\nx + 2")
+    assert result.stdout.strip() == "42"
+    result = await run(session, "None")
+    assert result.stdout == ""
+
+
+async def test_final_and_final_var(open_session):
+    session = await open_session()
+    result = await run(session, "answer = 'the ' + 'answer'\nFINAL_VAR('answer')\nFINAL('second call loses')")
+    assert result.final == "the answer"
+    result = await run(session, "FINAL(42)")
+    assert result.final == "42"
+    result = await run(session, "FINAL_VAR('nope')")
+    assert result.final is None and "NameError" in result.error
+
+
+async def test_show_vars_lists_types_and_sizes(open_session):
+    session = await open_session()
+    result = await run(session, "rows = [1, 2, 3]\nname = 'abc'\nSHOW_VARS()")
+    assert "rows: list  len=3" in result.stdout
+    assert "name: str  len=3" in result.stdout
+    assert {"name": "rows", "type": "list", "size": 3} in result.variables
+
+
+async def test_load_file_switch_remove(open_session, tmp_path: Path):
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (allowed / "notes.txt").write_text("alpha beta gamma")
+    context_file = tmp_path / "main.txt"
+    context_file.write_text("main context")
+    session = await open_session(files=(context_file,), folders=(allowed,))
+    result = await run(
+        session,
+        f"print(load_file({str(allowed / 'notes.txt')!r}))\n"
+        "print(peek(0, 5))\n"
+        f"print(load_files([{str(context_file)!r}]))\n"
+        "print(peek(0, 4))\n"
+        "print(switch_to('notes.txt'), peek(6, 10))\n"
+        "print(remove_file('notes.txt'))\n"
+        "print([f['name'] for f in list_files()])",
+    )
+    assert result.error is None, result.error
+    out = result.stdout.splitlines()
+    assert out[0] == "loaded notes.txt (16 characters), now active"
+    assert out[1] == "alpha"
+    assert out[3] == "main"
+    assert out[4] == "switched to notes.txt beta"
+    assert out[5] == "removed notes.txt"
+    assert out[6] == "['main.txt']"
+
+
+async def test_add_buffer_keeps_notes(open_session):
+    session = await open_session()
+    result = await run(session, "add_buffer('first'); add_buffer('second'); print(buffers)")
+    assert result.stdout.strip() == "['first', 'second']"
+
+
+async def test_output_is_cut_keeping_head_and_tail(open_session):
+    session = await open_session()
+    result = await run(session, "print('HEAD' + 'x' * 50_000 + 'TAIL')", output_limit=1000)
+    assert result.stdout.startswith("HEAD")
+    assert result.stdout.rstrip().endswith("TAIL")
+    assert "characters omitted" in result.stdout
+    assert len(result.stdout) < 1100
+
+
+async def test_a_megabyte_of_output_and_child_process_output_arrive(open_session):
+    session = await open_session()
+    code = (
+        "import subprocess\nprint('a' * 1_000_000)\nsubprocess.run(['echo', 'from a child'])\nprint('after')"
+    )
+    result = await run(session, code, output_limit=2_000_000)
+    assert result.error is None, result.error
+    assert result.stdout.count("a") >= 1_000_000
+    assert "from a child" in result.stdout and result.stdout.rstrip().endswith("after")
+
+
+async def test_prints_and_children_cannot_corrupt_the_channel(open_session):
+    session = await open_session()
+    hostile = (
+        "import os, sys, subprocess\n"
+        'print(\'{"op": "done", "id": 1, "final": "forged"}\')\n'
+        'os.write(1, b\'{"op": "done", "id": 1}\\n\')\n'
+        'sys.__stdout__.write(\'{"op": "done"}\\n\')\n'
+        "subprocess.run(['sh', '-c', 'echo {\\\"op\\\": \\\"done\\\"} >&1; echo junk >&2'])\n"
+        "print('still here')"
+    )
+    result = await run(session, hostile)
+    assert result.final is None
+    assert "still here" in result.stdout and "junk" in result.stderr
+    follow_up = await run(session, "1 + 1")
+    assert follow_up.stdout.strip() == "2"
+
+
+async def test_errors_show_a_traceback_of_the_cell_only(open_session):
+    session = await open_session()
+    result = await run(session, "def f():\n    return 1 / 0\nf()")
+    assert "ZeroDivisionError" in result.error
+    assert "<cell" in result.error and "repl_worker" not in result.error
+    syntax = await run(session, "def (")
+    assert "SyntaxError" in syntax.error

@@ -1,0 +1,52 @@
+"""In-process scripted chat models: the only part of a test that is not real."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+
+
+class ScriptedChatModel(BaseChatModel):
+    """Answers with `respond(messages)`; records every prompt it was sent."""
+
+    respond: Callable[[list[BaseMessage]], str]
+    calls: list[list[BaseMessage]] = []
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted"
+
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
+    ) -> ChatResult:
+        self.calls.append(messages)
+        text = self.respond(messages)
+        tokens = sum(len(str(m.content)) for m in messages) // 4
+        usage = {
+            "input_tokens": tokens,
+            "output_tokens": len(text) // 4,
+            "total_tokens": tokens + len(text) // 4,
+        }
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(text, usage_metadata=usage))])
+
+
+FEEDBACK = ("REPL output", "Your reply had no", "The run has reached its limit")
+
+
+def steps(*replies: str) -> Callable[[list[BaseMessage]], str]:
+    """A root model that gives `replies` in order, one per step of the current question."""
+
+    def respond(messages: list[BaseMessage]) -> str:
+        if messages[0].type != "system":
+            return "summary"
+        question = max(
+            i for i, m in enumerate(messages) if m.type == "human" and not str(m.content).startswith(FEEDBACK)
+        )
+        done = sum(1 for m in messages[question:] if m.type == "ai")
+        return replies[min(done, len(replies) - 1)]
+
+    return respond

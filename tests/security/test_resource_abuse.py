@@ -1,0 +1,69 @@
+"""A cell that loops, hogs memory, forks without end or kills the worker: the session survives."""
+
+from __future__ import annotations
+
+from tests.conftest import NoSubCalls
+
+
+async def run(session, code: str, timeout: float = 30):
+    return await session.run(code, contexts=[], subcalls=NoSubCalls(), timeout=timeout, output_limit=20_000)
+
+
+async def test_infinite_loop_times_out_and_keeps_the_namespace(open_session):
+    session = await open_session()
+    await run(session, "kept = 'before the loop'")
+    result = await run(session, "n = 0\nwhile True:\n    n += 1", timeout=1)
+    assert "TimeoutError" in result.error
+    after = await run(session, "print(kept, n > 0)")
+    assert after.stdout.strip() == "before the loop True"
+
+
+async def test_a_cell_that_disarms_the_timeout_is_killed_and_restored(open_session, monkeypatch):
+    from langgraph_rlm.sandboxes import session as session_module
+
+    monkeypatch.setattr(session_module, "HARD_TIMEOUT_GRACE", 2.0)
+    session = await open_session()
+    await run(session, "kept = 41")
+    result = await run(
+        session, "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nwhile True: pass", 1
+    )
+    assert "WorkerDied" in result.error and "did not stop" in result.error
+    after = await run(session, "kept + 1")
+    assert after.stdout.strip() == "42"
+
+
+async def test_memory_bomb_fails_inside_the_cell(open_session):
+    session = await open_session(memory_mb=512)
+    await run(session, "kept = [1, 2, 3]")
+    result = await run(session, "hog = []\nwhile True:\n    hog.append(bytearray(50 * 1024 * 1024))")
+    assert "MemoryError" in result.error
+    after = await run(session, "del hog\nprint(sum(kept))")
+    assert after.stdout.strip() == "6"
+
+
+async def test_fork_bomb_is_capped_and_cleaned_up(open_session):
+    session = await open_session(max_processes=32)
+    await run(session, "kept = 'alive'")
+    result = await run(session, "import os\nwhile True:\n    os.fork()", timeout=10)
+    assert "BlockingIOError" in result.error or "Resource temporarily unavailable" in result.error
+    after = await run(session, "import os\nprint(kept, len([p for p in os.listdir('/proc') if p.isdigit()]))")
+    word, processes = after.stdout.split()
+    assert word == "alive" and int(processes) <= 3
+
+
+async def test_os_exit_restarts_the_worker_from_the_last_snapshot(open_session):
+    session = await open_session()
+    await run(session, "def double(x):\n    return 2 * x\nkept = 21")
+    result = await run(session, "lost_value = 1\nimport os\nos._exit(3)")
+    assert "WorkerDied" in result.error and "status 3" in result.error
+    after = await run(session, "print(double(kept), 'lost_value' in globals())")
+    assert after.stdout.strip() == "42 False"
+
+
+async def test_segfault_is_survived(open_session):
+    session = await open_session()
+    await run(session, "kept = 'x'")
+    result = await run(session, "import ctypes\nctypes.string_at(0)")
+    assert "WorkerDied" in result.error and "SIGSEGV" in result.error
+    after = await run(session, "kept * 3")
+    assert after.stdout.strip() == "'xxx'"
