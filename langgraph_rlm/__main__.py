@@ -1,3 +1,3 @@
 from langgraph_rlm.cli import main
 
-main()
+main(prog_name="rlm")

@@ -18,10 +18,13 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from langgraph_rlm.graph.config import SANDBOXES, RLMSettings
 from langgraph_rlm.progress import Progress, usage_line
+from langgraph_rlm.sandboxes import check_available
+from langgraph_rlm.sandboxes.base import SandboxUnavailable
 
 DEFAULT_THREAD = "default"
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
@@ -35,9 +38,6 @@ class UserError(click.ClickException):
     """One line on stderr and a non-zero exit; nothing the user gave is lost."""
 
     exit_code = EXIT_USAGE
-
-    def show(self, file: Any = None) -> None:
-        stderr.print(f"[red]error:[/] {self.message}", markup=True, highlight=False)
 
 
 # --- options -----------------------------------------------------------------------------
@@ -117,10 +117,14 @@ def handle_errors(command: Callable) -> Callable:
         except Exception as exc:
             if os.environ.get("RLM_DEBUG"):
                 raise
-            stderr.print(f"[red]error:[/] {one_line(exc)}", highlight=False)
+            say_error(one_line(exc))
             sys.exit(EXIT_FAILED)
 
     return run
+
+
+def say_error(message: str) -> None:
+    stderr.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def one_line(exc: BaseException) -> str:
@@ -131,7 +135,24 @@ def one_line(exc: BaseException) -> str:
 # --- commands ---------------------------------------------------------------------------------
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+class OneLineErrors(click.Group):
+    """Usage mistakes get one line, like every other error, instead of click's usage block."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.Abort:
+            stderr.print("[yellow]interrupted[/]")
+            sys.exit(EXIT_INTERRUPTED)
+        except click.ClickException as exc:
+            hint = f" (see {exc.ctx.command_path} --help)" if getattr(exc, "ctx", None) else ""
+            say_error(f"{exc.format_message()}{hint}")
+            sys.exit(exc.exit_code)
+
+
+@click.group(
+    cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110}
+)
 @click.version_option(package_name="langgraph-rlm")
 def main() -> None:
     """Recursive Language Models: ask questions about text far larger than any model's window.
@@ -221,6 +242,10 @@ def prepare(
         raise UserError("the question is empty")
     settings = build_settings(options)
     paths = [str(checked_file(path)) for path in contexts]
+    try:
+        check_available(settings.sandbox)
+    except SandboxUnavailable as exc:
+        raise UserError(str(exc)) from None
     check_credentials(settings)
     return settings, paths
 
@@ -257,10 +282,11 @@ async def ask(question: str, paths: list[str], settings: RLMSettings, thread: st
 
 def show_status(thread: str, values: dict[str, Any]) -> None:
     stdout.print(f"[bold]thread[/] {thread}")
-    contexts = Table("context", "source", "bytes", title="contexts", title_justify="left")
+    contexts = Table("context", "name", "bytes", "source", title="contexts", title_justify="left")
+    contexts.columns[3].overflow = "fold"
     for ref in values.get("contexts", []):
         if isinstance(ref, dict):
-            contexts.add_row(ref["name"], ref["source"] or "(inline text)", f"{ref['size']:,}")
+            contexts.add_row(ref["name"], ref["label"], f"{ref['size']:,}", ref["source"] or "(inline text)")
     stdout.print(contexts)
     variables = Table("variable", "type", "length", title="REPL variables", title_justify="left")
     for row in values.get("repl", {}).get("variables", []):

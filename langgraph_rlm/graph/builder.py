@@ -23,6 +23,8 @@ from langgraph_rlm.nodes.execute import execute
 from langgraph_rlm.nodes.generate_code import generate_code
 from langgraph_rlm.nodes.start_turn import start_turn
 
+RECURSION_LIMIT = 200
+
 
 def build_rlm_graph(
     model: str | BaseChatModel | None = None,
@@ -70,4 +72,10 @@ def build_rlm_graph(
     return graph
 
 
-graph = build_rlm_graph().compile()
+def __getattr__(name: str) -> Any:
+    """`graph`, compiled on first use, for langgraph.json (the server supplies the checkpointer)."""
+    if name == "graph":
+        compiled = build_rlm_graph().compile().with_config(recursion_limit=RECURSION_LIMIT)
+        globals()["graph"] = compiled
+        return compiled
+    raise AttributeError(name)

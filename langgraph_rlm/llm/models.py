@@ -47,14 +47,20 @@ def model_name(model: str | BaseChatModel) -> str | None:
 
 
 def missing_credentials(model: str | BaseChatModel, api_base: str | None) -> list[str]:
-    """The environment variables a provider needs and lacks; a local server (api_base) needs no key."""
+    """The environment variables a provider needs and lacks (an empty one counts as lacking);
+    a local server (api_base) needs no key."""
     if not isinstance(model, str):
         return []
     litellm = import_litellm()
+    empty = {key: value for key, value in os.environ.items() if not value.strip()}
+    for key in empty:
+        del os.environ[key]
     try:
         report = litellm.validate_environment(model=model, api_base=api_base)
     except Exception:
         return []
+    finally:
+        os.environ.update(empty)
     missing = list(report.get("missing_keys") or [])
     if api_base:
         missing = [key for key in missing if not key.endswith("_API_KEY")]

@@ -11,8 +11,15 @@ PLANNED = ("docker", "e2b")
 
 
 def make_sandbox(kind: str, spec: SandboxSpec) -> Sandbox:
+    check_available(kind)
+    return BACKENDS[kind](spec)
+
+
+def check_available(kind: str) -> None:
+    """SandboxUnavailable, with what to do instead, when `kind` cannot run here."""
     if kind in BACKENDS:
-        return BACKENDS[kind](spec)
+        BACKENDS[kind].check_available()
+        return
     if kind in PLANNED:
         raise SandboxUnavailable(
             f"the {kind} sandbox is not available in this version; use --sandbox local (bubblewrap) "

@@ -47,11 +47,20 @@ class LocalSandbox(ProcessSandbox):
     kind = "local"
     isolated = True
 
-    def command(self) -> list[str]:
-        bwrap = shutil.which("bwrap")
-        if bwrap is None:
+    @classmethod
+    def check_available(cls) -> None:
+        if shutil.which("bwrap") is None:
             raise SandboxUnavailable(f"bubblewrap (bwrap) is not installed: {INSTALL_HINT}")
-        args = [bwrap, *NAMESPACES, "--die-with-parent", "--new-session", "--clearenv"]
+
+    def command(self) -> list[str]:
+        self.check_available()
+        args = [
+            shutil.which("bwrap") or "bwrap",
+            *NAMESPACES,
+            "--die-with-parent",
+            "--new-session",
+            "--clearenv",
+        ]
         if os.geteuid() == 0:
             args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
         else:

@@ -43,6 +43,10 @@ class ProcessSandbox:
         self.spec = spec
         self.process: asyncio.subprocess.Process | None = None
 
+    @classmethod
+    def check_available(cls) -> None:
+        """Nothing to check: a Python interpreter is all this backend needs."""
+
     def worker_arguments(self) -> list[str]:
         args = ["--memory-mb", str(self.spec.memory_mb), "--big-value", str(self.spec.big_value_bytes)]
         if self.isolated:

@@ -1,0 +1,164 @@
+"""The `rlm` command as a user runs it: a subprocess, the real litellm HTTP path, bubblewrap."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import need_bwrap, run_rlm
+from tests.openai_server import ScriptedOpenAIServer, is_root_call, root_step
+
+SECRET = "SECRET-CODE-4242"
+
+
+def model_flags(server: ScriptedOpenAIServer) -> list[str]:
+    return ["--model", "openai/scripted", "--sub-model", "openai/scripted-sub", "--api-base", server.url]
+
+
+@pytest.fixture(scope="module")
+def haystack(tmp_path_factory) -> Path:
+    """A generated 50 MB log with one needle two thirds of the way in."""
+    path = tmp_path_factory.mktemp("data") / "haystack.log"
+    line = "2026-11-23T10:00:00 INFO request served in 12ms from cache node-7\n"
+    count = 50_000_000 // len(line)
+    with open(path, "w") as out:
+        for i in range(count):
+            if i == count * 2 // 3:
+                out.write(f"2026-11-23T10:00:00 WARN token {SECRET} rotated\n")
+            out.write(line)
+    return path
+
+
+NEEDLE_STEPS = [
+    "```repl\nprint(len(context))\nprint(peek(0, 200))\n```",
+    "```repl\nspans = chunk_indices(size=1_000_000)\n"
+    "prompts = [f'Reply with the SECRET-CODE in this text, or NONE.\\n{context[s:e]}' for s, e in spans]\n"
+    "answers = llm_query_batched(prompts)\nfound = sorted({a for a in answers if a != 'NONE'})\nprint(len(spans), found)\n```",
+    "```repl\nFINAL_VAR('found')\n```",
+]
+
+
+def needle_model(messages):
+    if is_root_call(messages):
+        return NEEDLE_STEPS[min(root_step(messages), len(NEEDLE_STEPS) - 1)]
+    match = re.search(r"SECRET-CODE-\d+", messages[-1]["content"].split("\n", 1)[-1])
+    return match.group(0) if match else "NONE"
+
+
+def test_finds_a_needle_in_50_mb_through_batched_sub_calls(haystack, tmp_path):
+    need_bwrap()
+    with ScriptedOpenAIServer(needle_model) as server:
+        done = run_rlm(
+            ["run", "What is the secret code?", "--context", str(haystack), *model_flags(server)], tmp_path
+        )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"['{SECRET}']"
+    assert "step 2" in done.stderr and "sub-calls" in done.stderr
+    sub_prompts = [r for r in server.log if not is_root_call(r["messages"])]
+    assert len(sub_prompts) >= 50
+    assert all(len(r["messages"][-1]["content"]) < 1_100_000 for r in server.log)
+    assert "Traceback" not in done.stderr
+
+
+PERSIST_FIRST = (
+    "```repl\nimport collections, statistics\n"
+    "def shout(text):\n    return text.upper() + '!'\n"
+    "class Tally:\n    def __init__(self):\n        self.counts = collections.Counter()\n"
+    "    def add(self, word):\n        self.counts[word] += 1\n        return self\n"
+    "tally = Tally().add('a').add('a').add('b')\nsquare = lambda x: x * x\n"
+    "FINAL('stored')\n```"
+)
+PERSIST_SECOND = (
+    "```repl\nFINAL(f\"{shout('hi')} {tally.counts['a']} {type(tally).__name__} {square(7)} "
+    '{statistics.mean([1, 2, 3])} {collections.__name__}")\n```'
+)
+
+
+def test_a_thread_survives_the_process_functions_classes_instances_and_modules(tmp_path):
+    need_bwrap()
+    context = tmp_path / "notes.txt"
+    context.write_text("some notes\n")
+
+    def model(messages):
+        if not is_root_call(messages):
+            return "summary of the turn"
+        questions = [
+            m["content"] for m in messages if m["role"] == "user" and "REPL output" not in m["content"]
+        ]
+        return PERSIST_FIRST if questions[-1] == "remember things" else PERSIST_SECOND
+
+    with ScriptedOpenAIServer(model) as server:
+        first = run_rlm(
+            ["run", "remember things", "-c", str(context), "--thread", "t1", *model_flags(server)], tmp_path
+        )
+        assert first.returncode == 0, first.stderr
+        assert first.stdout.strip() == "stored"
+        second = run_rlm(["run", "use them", "--thread", "t1", *model_flags(server)], tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.strip() == "HI! 2 Tally 49 2 collections"
+    last_root = [r for r in server.log if is_root_call(r["messages"])][-1]["messages"]
+    assert any(m["content"] == "remember things" for m in last_root)
+
+
+def test_init_then_status_then_run(tmp_path):
+    need_bwrap()
+    context = tmp_path / "data.txt"
+    context.write_text("x" * 1234)
+    init = run_rlm(["init", str(context), "--thread", "t2"], tmp_path)
+    assert init.returncode == 0, init.stderr
+    assert "context_0: data.txt (1,234 bytes)" in init.stderr
+    again = run_rlm(["init", str(context), "--thread", "t2"], tmp_path)
+    assert "0 new context(s)" in again.stderr
+
+    steps = ["```repl\nn = len(context)\nprint(n)\n```", "```repl\nFINAL(n)\n```"]
+
+    def model(messages):
+        return steps[min(root_step(messages), 1)] if is_root_call(messages) else "summary"
+
+    with ScriptedOpenAIServer(model) as server:
+        done = run_rlm(["run", "how long is it?", "--thread", "t2", *model_flags(server)], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1234"
+    status = run_rlm(["status", "--thread", "t2"], tmp_path)
+    assert status.returncode == 0, status.stderr
+    assert "data.txt" in status.stdout and "1,234" in status.stdout
+    assert re.search(r"n\s+│\s+int", status.stdout)
+    assert "how long is it?" in status.stdout
+    assert "2 root calls" in status.stdout or "3 root calls" in status.stdout
+
+
+def test_chat_answers_each_line_and_keeps_the_thread(tmp_path):
+    need_bwrap()
+
+    def model(messages):
+        if not is_root_call(messages):
+            return "summary"
+        question = [
+            m["content"] for m in messages if m["role"] == "user" and "REPL output" not in m["content"]
+        ][-1]
+        if question == "set it":
+            return "```repl\nvalue = 41\nFINAL('set')\n```"
+        return "```repl\nFINAL(value + 1)\n```"
+
+    with ScriptedOpenAIServer(model) as server:
+        done = run_rlm(
+            ["chat", "--thread", "c1", *model_flags(server)],
+            tmp_path,
+            input="set it\nwhat is it plus one?\n/exit\n",
+        )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["set", "42"]
+
+
+def test_progress_can_be_silenced(tmp_path):
+    need_bwrap()
+
+    def model(messages):
+        return "```repl\nFINAL('quiet')\n```" if is_root_call(messages) else "summary"
+
+    with ScriptedOpenAIServer(model) as server:
+        done = run_rlm(["run", "q", "--quiet", *model_flags(server)], tmp_path)
+    assert done.returncode == 0 and done.stdout.strip() == "quiet"
+    assert done.stderr.strip() == ""
