@@ -75,7 +75,13 @@ class ScriptedOpenAIServer:
                 prompt_tokens = sum(len(str(m.get("content", ""))) for m in messages) // 4
                 with server.lock:
                     server.log.append(
-                        {"start": start, "end": time.monotonic(), "messages": messages, "reply": text}
+                        {
+                            "start": start,
+                            "end": time.monotonic(),
+                            "model": body.get("model"),
+                            "messages": messages,
+                            "reply": text,
+                        }
                     )
                 self._send(
                     200,
@@ -128,3 +134,20 @@ def root_step(messages: list[dict[str, Any]]) -> int:
         if m.get("role") == "user" and "REPL output" not in str(m.get("content"))
     )
     return sum(1 for m in messages[last_question:] if "REPL output" in str(m.get("content")))
+
+
+def main() -> None:
+    """Serves one fixed reply from its own process (benchmarks keep it off the host's GIL)."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--reply", default="ok")
+    parser.add_argument("--delay", type=float, default=0.0)
+    args = parser.parse_args()
+    server = ScriptedOpenAIServer(lambda messages: args.reply, delay=args.delay)
+    print(server.url, flush=True)
+    server.httpd.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -8,6 +8,8 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
+from langgraph_rlm.llm.usage import Usage, usage_of
+
 LOCAL_SERVER_KEY = "no-key-needed"
 
 
@@ -31,12 +33,37 @@ def _litellm_chat_model(model: str, api_base: str | None) -> BaseChatModel:
     import_litellm()
     from langchain_litellm import ChatLiteLLM
 
-    options: dict[str, Any] = {"model": model, "max_retries": 0}
-    if api_base:
-        options["api_base"] = api_base
-        if missing_credentials(model, None):
-            options["api_key"] = LOCAL_SERVER_KEY
-    return ChatLiteLLM(**options)
+    return ChatLiteLLM(model=model, max_retries=0, **connection(model, api_base))
+
+
+@lru_cache(maxsize=32)
+def connection(model: str, api_base: str | None) -> dict[str, Any]:
+    """Where a litellm model is reached; a local server gets a placeholder key if none is set."""
+    if not api_base:
+        return {}
+    if missing_credentials(model, None):
+        return {"api_base": api_base, "api_key": LOCAL_SERVER_KEY}
+    return {"api_base": api_base}
+
+
+async def ask(model: str | BaseChatModel, prompt: str, api_base: str | None) -> tuple[str, Usage]:
+    """One prompt, one answer. A litellm string goes straight to litellm: for a batch of a hundred
+    sub-calls the chat-model wrapper's overhead is a measurable share of the time."""
+    if not isinstance(model, str):
+        reply = await model.ainvoke(prompt)
+        return reply.text, usage_of(reply, model_name(model), "sub")
+    litellm = import_litellm()
+    messages = [{"role": "user", "content": prompt}]
+    response = await litellm.acompletion(model=model, messages=messages, **connection(model, api_base))
+    tokens = response.usage
+    cost = (getattr(response, "_hidden_params", None) or {}).get("response_cost") or 0.0
+    usage: Usage = {
+        "input_tokens": tokens.prompt_tokens if tokens else 0,
+        "output_tokens": tokens.completion_tokens if tokens else 0,
+        "cost": float(cost),
+        "sub_calls": 1,
+    }
+    return response.choices[0].message.content or "", usage
 
 
 def model_name(model: str | BaseChatModel) -> str | None:

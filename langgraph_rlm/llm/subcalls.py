@@ -8,8 +8,8 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
-from langgraph_rlm.llm.models import chat_model, model_name
-from langgraph_rlm.llm.usage import Usage, add_usage, usage_of
+from langgraph_rlm.llm.models import ask
+from langgraph_rlm.llm.usage import Usage, add_usage
 
 ChildRunner = Callable[[str, str | None, int], Awaitable[tuple[str, Usage]]]
 TextLoader = Callable[[str], str]
@@ -56,15 +56,14 @@ class SubCallRouter:
     async def llm_query(self, prompt: str, model: str | None = None) -> str:
         number = self._claim()
         target = model or self.model
-        llm = chat_model(target, self.api_base)
         async with self.semaphore:
             self.emit({"event": "subcall", "phase": "start", "n": number, "kind": "llm"})
             try:
-                reply = await self._with_retries(lambda: llm.ainvoke(prompt))
+                text, usage = await self._with_retries(lambda: ask(target, prompt, self.api_base))
             finally:
                 self.emit({"event": "subcall", "phase": "end", "n": number, "kind": "llm"})
-        self.usage = add_usage(self.usage, usage_of(reply, model_name(target), "sub"))
-        return reply.text
+        self.usage = add_usage(self.usage, usage)
+        return text
 
     async def rlm_query(self, prompt: str, context_sha: str | None) -> str:
         """A child RLM when recursion is allowed here; otherwise one sub-model call."""
