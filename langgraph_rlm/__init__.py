@@ -1,8 +1,23 @@
 """Recursive Language Models on LangGraph: the context lives in a sandboxed REPL, not the prompt."""
 
-from langgraph_rlm.graph.builder import build_rlm_graph
-from langgraph_rlm.graph.config import RLMSettings
-from langgraph_rlm.graph.resources import close_sandboxes
-from langgraph_rlm.graph.state import RLMInput, RLMOutput, RLMState
+from __future__ import annotations
 
-__all__ = ["RLMInput", "RLMOutput", "RLMSettings", "RLMState", "build_rlm_graph", "close_sandboxes"]
+from importlib import import_module
+from typing import Any
+
+_PUBLIC = {
+    "build_rlm_graph": "langgraph_rlm.graph.builder",
+    "close_sandboxes": "langgraph_rlm.graph.resources",
+    "RLMSettings": "langgraph_rlm.graph.config",
+    "RLMInput": "langgraph_rlm.graph.state",
+    "RLMOutput": "langgraph_rlm.graph.state",
+    "RLMState": "langgraph_rlm.graph.state",
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    """Public names load on first use, so the `rlm` command starts without building a graph."""
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'langgraph_rlm' has no attribute {name!r}")
+    return getattr(import_module(_PUBLIC[name]), name)

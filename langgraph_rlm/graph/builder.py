@@ -72,10 +72,5 @@ def build_rlm_graph(
     return graph
 
 
-def __getattr__(name: str) -> Any:
-    """`graph`, compiled on first use, for langgraph.json (the server supplies the checkpointer)."""
-    if name == "graph":
-        compiled = build_rlm_graph().compile().with_config(recursion_limit=RECURSION_LIMIT)
-        globals()["graph"] = compiled
-        return compiled
-    raise AttributeError(name)
+graph = build_rlm_graph().compile().with_config(recursion_limit=RECURSION_LIMIT)
+"""For langgraph.json: no checkpointer of its own, the server supplies one; settings from RLM_*."""
