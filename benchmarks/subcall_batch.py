@@ -29,7 +29,8 @@ SUB_MODEL = "openai/gpt-5-mini"
 
 
 async def timed_cell(url: str, code: str, state_dir: str, sandbox: str) -> float:
-    cell = f"```repl\nimport time\nstarted = time.perf_counter()\n{code}\nFINAL(time.perf_counter() - started)\n```"
+    timed = f"import time\nstarted = time.perf_counter()\n{code}\nFINAL(time.perf_counter() - started)"
+    cell = f"```repl\n{timed}\n```"
     root = ScriptedChatModel(respond=steps(cell))
     graph = build_rlm_graph(
         root, SUB_MODEL, api_base=url, state_dir=state_dir, sandbox=sandbox, compact_turns=False
@@ -66,9 +67,8 @@ async def main() -> None:
     single_median, batch_median = statistics.median(single), statistics.median(batched)
     print(f"sandbox={args.sandbox} prompts={args.prompts} delay={args.delay}s repeats={args.repeats}")
     print(f"one llm_query:           median {single_median:.3f}s")
-    print(
-        f"llm_query_batched({args.prompts}): median {batch_median:.3f}s  (min {min(batched):.3f}, max {max(batched):.3f})"
-    )
+    spread = f"(min {min(batched):.3f}, max {max(batched):.3f})"
+    print(f"llm_query_batched({args.prompts}): median {batch_median:.3f}s  {spread}")
     print(f"ratio batch / one call:  {batch_median / single_median:.1f}x   (serial would be {args.prompts}x)")
 
 
