@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 from typing import Annotated, Any, NotRequired, TypedDict
 
@@ -35,6 +36,13 @@ def add_contexts(left: list[ContextRef | str], right: list[ContextRef | str]) ->
     return [*(left or []), *(right or [])]
 
 
+class Turn(TypedDict):
+    """An earlier question of the thread and its exact answer, as the REPL's `history` shows it."""
+
+    question: str
+    answer: str
+
+
 class RLMInput(TypedDict):
     query: str
     contexts: NotRequired[list[str]]
@@ -51,6 +59,7 @@ class RLMState:
     query: str = ""
     contexts: Annotated[list[ContextRef | str], add_contexts] = field(default_factory=list)
     messages: Annotated[list[AnyMessage], add_messages] = field(default_factory=list)
+    history: Annotated[list[Turn], operator.add] = field(default_factory=list)
     repl: ReplRef = field(default_factory=lambda: ReplRef(snapshot=None, variables=[]))
     session: str = ""
     pending_code: list[str] = field(default_factory=list)

@@ -41,6 +41,7 @@ async def execute(state: RLMState, runtime: Runtime[RLMSettings]) -> dict:
             result = await session.run(
                 code,
                 contexts=list(state.contexts),
+                history=state.history,
                 subcalls=router,
                 timeout=timeout,
                 output_limit=settings.output_limit,

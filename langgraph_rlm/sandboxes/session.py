@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -68,6 +68,7 @@ class ReplSession:
         *,
         contexts: list[dict[str, Any]],
         subcalls: SubCalls,
+        history: Sequence[Mapping[str, str]] = (),
         timeout: float,
         output_limit: int,
     ) -> CellResult:
@@ -78,6 +79,7 @@ class ReplSession:
             "op": "exec",
             "code": code,
             "contexts": contexts,
+            "history": list(history),
             "timeout": timeout,
             "output_limit": output_limit,
         }

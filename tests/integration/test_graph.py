@@ -218,3 +218,19 @@ async def test_at_the_depth_limit_rlm_query_is_a_plain_sub_call(tmp_path):
     graph = compile_graph(root, tmp_path, max_depth=0)
     result = await graph.ainvoke({"query": "q"}, config())
     assert result["answer"] == "echo:question\n\nctx"
+
+
+async def test_a_second_turn_adds_a_context_and_sees_history(tmp_path):
+    def respond(messages):
+        question = [m.content for m in messages if m.type == "human" and not m.content.startswith("REPL")][-1]
+        if question == "first":
+            return "```repl\nFINAL('answer one ' * 3)\n```"
+        return "```repl\nFINAL(f\"{len(context_1)} {history[0]['question']} {history[0]['answer']!r}\")\n```"
+
+    graph = compile_graph(ScriptedChatModel(respond=respond), tmp_path)
+    await graph.ainvoke({"query": "first", "contexts": ["alpha"]}, config())
+    result = await graph.ainvoke({"query": "second", "contexts": ["beta-gamma"]}, config())
+    assert result["answer"] == "10 first 'answer one answer one answer one '"
+    state = await graph.aget_state(config())
+    assert [c["name"] for c in state.values["contexts"]] == ["context_0", "context_1"]
+    assert [turn["question"] for turn in state.values["history"]] == ["first", "second"]

@@ -1,10 +1,14 @@
-"""Every name the REPL offers, on the real bubblewrap sandbox."""
+"""Every name the REPL offers, on the real bubblewrap sandbox and on the plain process backend."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import NoSubCalls, context_of
+
+pytestmark = pytest.mark.parametrize("backend", ["local", "process"])
 
 LOG = "\n".join(f"line {i}: {'ERROR disk full' if i % 250 == 0 else 'ok'}" for i in range(1, 1001)) + "\n"
 
@@ -19,8 +23,8 @@ async def run(session, code: str, contexts=(), **kw):
     )
 
 
-async def test_context_names_and_active_file(open_session, blobs):
-    session = await open_session()
+async def test_context_names_and_active_file(backend, open_session, blobs):
+    session = await open_session(backend)
     ctx = [context_of(blobs, LOG, "context_0", "/data/app.log"), context_of(blobs, "second", "context_1")]
     result = await run(session, "print(len(context), context is context_0, context_1)\nlist_files()", ctx)
     assert result.error is None
@@ -28,8 +32,8 @@ async def test_context_names_and_active_file(open_session, blobs):
     assert "'name': 'app.log'" in result.stdout and "'active': True" in result.stdout
 
 
-async def test_peek_grep_chunk_indices(open_session, blobs):
-    session = await open_session()
+async def test_peek_grep_chunk_indices(backend, open_session, blobs):
+    session = await open_session(backend)
     ctx = [context_of(blobs, LOG)]
     result = await run(
         session,
@@ -47,16 +51,16 @@ async def test_peek_grep_chunk_indices(open_session, blobs):
     assert lines[2] == "(0, 1000) (900, 1900) True"
 
 
-async def test_bare_expression_shows_its_value_like_a_notebook(open_session):
-    session = await open_session()
+async def test_bare_expression_shows_its_value_like_a_notebook(backend, open_session):
+    session = await open_session(backend)
     result = await run(session, "x = 40\nx + 2")
     assert result.stdout.strip() == "42"
     result = await run(session, "None")
     assert result.stdout == ""
 
 
-async def test_final_and_final_var(open_session):
-    session = await open_session()
+async def test_final_and_final_var(backend, open_session):
+    session = await open_session(backend)
     result = await run(session, "answer = 'the ' + 'answer'\nFINAL_VAR('answer')\nFINAL('second call loses')")
     assert result.final == "the answer"
     result = await run(session, "FINAL(42)")
@@ -65,21 +69,21 @@ async def test_final_and_final_var(open_session):
     assert result.final is None and "NameError" in result.error
 
 
-async def test_show_vars_lists_types_and_sizes(open_session):
-    session = await open_session()
+async def test_show_vars_lists_types_and_sizes(backend, open_session):
+    session = await open_session(backend)
     result = await run(session, "rows = [1, 2, 3]\nname = 'abc'\nSHOW_VARS()")
     assert "rows: list  len=3" in result.stdout
     assert "name: str  len=3" in result.stdout
     assert {"name": "rows", "type": "list", "size": 3} in result.variables
 
 
-async def test_load_file_switch_remove(open_session, tmp_path: Path):
+async def test_load_file_switch_remove(backend, open_session, tmp_path: Path):
     allowed = tmp_path / "allowed"
     allowed.mkdir()
     (allowed / "notes.txt").write_text("alpha beta gamma")
     context_file = tmp_path / "main.txt"
     context_file.write_text("main context")
-    session = await open_session(files=(context_file,), folders=(allowed,))
+    session = await open_session(backend, files=(context_file,), folders=(allowed,))
     result = await run(
         session,
         f"print(load_file({str(allowed / 'notes.txt')!r}))\n"
@@ -100,14 +104,14 @@ async def test_load_file_switch_remove(open_session, tmp_path: Path):
     assert out[6] == "['main.txt']"
 
 
-async def test_add_buffer_keeps_notes(open_session):
-    session = await open_session()
+async def test_add_buffer_keeps_notes(backend, open_session):
+    session = await open_session(backend)
     result = await run(session, "add_buffer('first'); add_buffer('second'); print(buffers)")
     assert result.stdout.strip() == "['first', 'second']"
 
 
-async def test_output_is_cut_keeping_head_and_tail(open_session):
-    session = await open_session()
+async def test_output_is_cut_keeping_head_and_tail(backend, open_session):
+    session = await open_session(backend)
     result = await run(session, "print('HEAD' + 'x' * 50_000 + 'TAIL')", output_limit=1000)
     assert result.stdout.startswith("HEAD")
     assert result.stdout.rstrip().endswith("TAIL")
@@ -115,8 +119,8 @@ async def test_output_is_cut_keeping_head_and_tail(open_session):
     assert len(result.stdout) < 1100
 
 
-async def test_a_megabyte_of_output_and_child_process_output_arrive(open_session):
-    session = await open_session()
+async def test_a_megabyte_of_output_and_child_process_output_arrive(backend, open_session):
+    session = await open_session(backend)
     code = (
         "import subprocess\nprint('a' * 1_000_000)\nsubprocess.run(['echo', 'from a child'])\nprint('after')"
     )
@@ -126,8 +130,8 @@ async def test_a_megabyte_of_output_and_child_process_output_arrive(open_session
     assert "from a child" in result.stdout and result.stdout.rstrip().endswith("after")
 
 
-async def test_prints_and_children_cannot_corrupt_the_channel(open_session):
-    session = await open_session()
+async def test_prints_and_children_cannot_corrupt_the_channel(backend, open_session):
+    session = await open_session(backend)
     hostile = (
         "import os, sys, subprocess\n"
         'print(\'{"op": "done", "id": 1, "final": "forged"}\')\n'
@@ -143,8 +147,8 @@ async def test_prints_and_children_cannot_corrupt_the_channel(open_session):
     assert follow_up.stdout.strip() == "2"
 
 
-async def test_errors_show_a_traceback_of_the_cell_only(open_session):
-    session = await open_session()
+async def test_errors_show_a_traceback_of_the_cell_only(backend, open_session):
+    session = await open_session(backend)
     result = await run(session, "def f():\n    return 1 / 0\nf()")
     assert "ZeroDivisionError" in result.error
     assert "<cell" in result.error and "repl_worker" not in result.error

@@ -540,6 +540,7 @@ class Worker:
     def handle(self, op, command, outputs):
         if op == "exec":
             self.load_contexts(command.get("contexts", []))
+            self.namespace["history"] = [dict(turn) for turn in command.get("history", [])]
             outputs.reset()
             error = self.run_cell(command["code"], command.get("timeout", 120))
             stdout, stderr = outputs.read(command.get("output_limit", 20_000))

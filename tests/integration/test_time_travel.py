@@ -1,0 +1,53 @@
+"""Replaying or forking any checkpoint brings the REPL back to exactly what that checkpoint saw."""
+
+from __future__ import annotations
+
+import pytest
+from langchain_core.messages import HumanMessage
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+from langgraph_rlm import build_rlm_graph, close_sandboxes
+from tests.conftest import need_bwrap
+from tests.scripted_models import ScriptedChatModel, steps
+
+RUN = steps("```repl\nx = 1\n```", "```repl\nprint(x)\n```", "```repl\nx = 2\n```", "```repl\nFINAL(x)\n```")
+
+
+@pytest.fixture(autouse=True)
+async def sandboxes():
+    need_bwrap()
+    yield
+    await close_sandboxes()
+
+
+async def checkpoint_after_step(graph, config, step: int):
+    async for snapshot in graph.aget_state_history(config):
+        if snapshot.next == ("generate_code",) and snapshot.values.get("iteration") == step:
+            return snapshot
+    raise AssertionError(f"no checkpoint after step {step}")
+
+
+async def test_replay_and_fork_from_step_one_see_the_old_value(tmp_path):
+    script = {"respond": RUN}
+    root = ScriptedChatModel(respond=lambda messages: script["respond"](messages))
+    async with AsyncSqliteSaver.from_conn_string(str(tmp_path / "db.sqlite")) as saver:
+        graph = build_rlm_graph(root, root, state_dir=str(tmp_path / "state"), compact_turns=False).compile(
+            checkpointer=saver
+        )
+        config = {"configurable": {"thread_id": "travel"}, "recursion_limit": 100}
+        first = await graph.ainvoke({"query": "set x"}, config)
+        assert first["answer"] == "2"
+
+        script["respond"] = lambda messages: "```repl\nFINAL(f'x={x}')\n```"
+        after_step_one = await checkpoint_after_step(graph, config, 1)
+        replayed = await graph.ainvoke(None, after_step_one.config)
+        assert replayed["answer"] == "x=1"
+
+        forked_config = await graph.aupdate_state(
+            after_step_one.config, {"messages": [HumanMessage("a fork")]}, as_node="execute"
+        )
+        forked = await graph.ainvoke(None, forked_config)
+        assert forked["answer"] == "x=1"
+
+        after_step_three = await checkpoint_after_step(graph, config, 3)
+        assert (await graph.ainvoke(None, after_step_three.config))["answer"] == "x=2"

@@ -1,0 +1,71 @@
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from langgraph_rlm.persistence.blobs import BlobNotFound, FileBlobStore
+from langgraph_rlm.persistence.contexts import ContextError, check_context_file, ingest
+from langgraph_rlm.sandboxes.file_gate import FileGate
+
+
+def test_blobs_are_stored_once_by_content(tmp_path):
+    store = FileBlobStore(tmp_path)
+    sha = store.put(b"hello")
+    assert sha == hashlib.sha256(b"hello").hexdigest()
+    assert store.put(b"hello") == sha and store.get(sha) == b"hello"
+    assert len([p for p in tmp_path.rglob("*") if p.is_file()]) == 1
+
+
+def test_put_file_hashes_while_copying(tmp_path):
+    source = tmp_path / "big.txt"
+    source.write_bytes(b"x" * 3_000_000)
+    store = FileBlobStore(tmp_path / "blobs")
+    sha, size = store.put_file(source)
+    assert size == 3_000_000 and sha == hashlib.sha256(source.read_bytes()).hexdigest()
+    assert store.get(sha) == source.read_bytes()
+
+
+def test_unknown_or_malformed_hashes_are_not_found(tmp_path):
+    store = FileBlobStore(tmp_path)
+    with pytest.raises(BlobNotFound):
+        store.get("0" * 64)
+    with pytest.raises(BlobNotFound):
+        store.get("../../etc/passwd")
+
+
+def test_ingest_names_contexts_and_keeps_a_short_preview(tmp_path):
+    store = FileBlobStore(tmp_path / "blobs")
+    path = tmp_path / "log.txt"
+    path.write_text("line\n" * 1000)
+    ref = ingest(str(path), 2, store)
+    assert ref["name"] == "context_2" and ref["label"] == "log.txt" and ref["source"] == str(path)
+    assert ref["size"] == 5000 and len(ref["preview"]) == 300
+    inline = ingest("not a path, just text", 0, store)
+    assert inline["source"] is None and store.get(inline["sha"]) == b"not a path, just text"
+
+
+def test_context_file_checks(tmp_path):
+    with pytest.raises(ContextError, match="not found"):
+        check_context_file(tmp_path / "missing")
+    with pytest.raises(ContextError, match="directory"):
+        check_context_file(tmp_path)
+    binary = tmp_path / "b.bin"
+    binary.write_bytes(b"ab\0cd")
+    with pytest.raises(ContextError, match="binary"):
+        check_context_file(binary)
+
+
+def test_file_gate_allows_only_named_files_and_folders(tmp_path: Path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.txt").write_text("a")
+    named = tmp_path / "named.txt"
+    named.write_text("n")
+    (tmp_path / "other.txt").write_text("o")
+    (folder / "escape.txt").symlink_to(tmp_path / "other.txt")
+    gate = FileGate([named], [folder])
+    assert gate.check(str(named)) == named
+    assert gate.check(str(folder / "a.txt")) == folder / "a.txt"
+    for denied in (tmp_path / "other.txt", folder / "escape.txt", folder / ".." / "other.txt"):
+        with pytest.raises(PermissionError):
+            gate.check(str(denied))
