@@ -1,6 +1,7 @@
 """A small OpenAI-compatible server for tests: the real litellm network path, a scripted model.
 
-`respond(messages)` decides each reply; every request is logged with its start and end time,
+`respond(messages)` decides each reply; every request is recorded as it arrives (`received`) and
+logged with its start and end time once answered (`log`),
 so a test can prove concurrency from overlapping requests instead of timing a run.
 """
 
@@ -22,6 +23,7 @@ class ScriptedOpenAIServer:
         self.delay = delay
         self.garbage = garbage
         self.log: list[dict[str, Any]] = []
+        self.received: list[list[dict[str, Any]]] = []
         self.lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
@@ -65,6 +67,8 @@ class ScriptedOpenAIServer:
                     self._raw(200, b"this is not json")
                     return
                 messages = body.get("messages", [])
+                with server.lock:
+                    server.received.append(messages)
                 try:
                     text = server.respond(messages)
                 except Exception as exc:  # the test's script failed: say so like a provider would

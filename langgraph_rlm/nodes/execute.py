@@ -46,7 +46,14 @@ async def execute(state: RLMState, runtime: Runtime[RLMSettings]) -> dict:
                 timeout=timeout,
                 output_limit=settings.output_limit,
             )
-            emit({"event": "output", "iteration": state.iteration, "output": cell_report(result)})
+            emit(
+                {
+                    "event": "output",
+                    "iteration": state.iteration,
+                    "output": cell_report(result),
+                    "snapshot_seconds": result.snapshot_seconds,
+                }
+            )
             results.append(result)
             if result.final is not None:
                 break

@@ -36,7 +36,13 @@ def check_context_file(path: str | Path) -> Path:
 
 
 def is_context_path(item: str) -> bool:
-    return len(item) < 4096 and "\n" not in item and Path(item).expanduser().is_file()
+    """Whether a string names an existing file; anything else is taken as the text itself."""
+    if len(item) >= 4096 or "\n" in item or "\0" in item:
+        return False
+    try:
+        return Path(item).expanduser().is_file()
+    except OSError:
+        return False
 
 
 def describe_blob(sha: str, index: int, blobs: FileBlobStore) -> ContextRef:

@@ -38,6 +38,7 @@ class CellResult:
     snapshot: str | None = None
     variables: list[dict[str, Any]] = field(default_factory=list)
     lost: dict[str, str] = field(default_factory=dict)
+    snapshot_seconds: float = 0.0
 
 
 class ReplSession:
@@ -86,6 +87,7 @@ class ReplSession:
         handle = self._handler(subcalls)
         try:
             done = await asyncio.wait_for(self.channel.call(command, handle), timeout + HARD_TIMEOUT_GRACE)
+            started = time.perf_counter()
             manifest = (await self.channel.call({"op": "snapshot"}, handle))["manifest"]
         except (TimeoutError, WorkerDied) as exc:
             return await self._recover(exc, timeout)
@@ -98,6 +100,7 @@ class ReplSession:
             lost=manifest["lost"],
         )
         result.snapshot = self.at = self.blobs.put(json.dumps(manifest, sort_keys=True).encode())
+        result.snapshot_seconds = time.perf_counter() - started
         return result
 
     async def variables(self) -> list[dict[str, Any]]:

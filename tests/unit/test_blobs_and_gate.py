@@ -42,6 +42,8 @@ def test_ingest_names_contexts_and_keeps_a_short_preview(tmp_path):
     assert ref["size"] == 5000 and len(ref["preview"]) == 300
     inline = ingest("not a path, just text", 0, store)
     assert inline["source"] is None and store.get(inline["sha"]) == b"not a path, just text"
+    long_line = ingest("x" * 1000, 1, store)
+    assert long_line["source"] is None and long_line["size"] == 1000
 
 
 def test_context_file_checks(tmp_path):

@@ -134,14 +134,24 @@ class BlobCache:
             sha = known[1]
         else:
             raw = value.encode("utf-8", "surrogatepass") if isinstance(value, str) else value
-            sha = hashlib.sha256(raw).hexdigest()
-            if sha not in self.host_has:
-                self.channel.send({"op": "put_blob", "sha": sha}, bytes(raw))
+            sha = self.store(bytes(raw))
             self.remember(value, sha)
         self.used.add(sha)
         return sha
 
+    def store(self, data):
+        """Sends bytes the host does not have yet; returns their hash."""
+        sha = hashlib.sha256(data).hexdigest()
+        if sha not in self.host_has:
+            self.channel.send({"op": "put_blob", "sha": sha}, data)
+            self.host_has.add(sha)
+        return sha
+
     def fetch(self, sha, kind):
+        """A large value by hash: from memory when this worker holds it already."""
+        for value, known in self.by_id.values():
+            if known == sha and isinstance(value, str) == (kind == "str"):
+                return value
         reply, data = self.channel.request({"op": "get_blob", "sha": sha})
         if reply.get("error"):
             raise RuntimeError(reply["error"])
@@ -276,12 +286,7 @@ class Worker:
             return None
         if not isinstance(context, str):
             context = str(context)
-        raw = context.encode("utf-8", "surrogatepass")
-        sha = hashlib.sha256(raw).hexdigest()
-        if sha not in self.blobs.host_has:
-            self.channel.send({"op": "put_blob", "sha": sha}, raw)
-            self.blobs.host_has.add(sha)
-        return sha
+        return self.blobs.store(context.encode("utf-8", "surrogatepass"))
 
     def rlm_query(self, prompt, context=None):
         """A child RLM answers `prompt` about `context` in a sandbox of its own."""
@@ -466,51 +471,53 @@ class Worker:
         return buffer.getvalue()
 
     def snapshot(self):
+        """Each variable is pickled on its own and stored by content, so a step stores only the
+        variables it changed (objects shared between two variables are stored twice)."""
         names = self.user_names()
         modules = {k: v.__name__ for k, v in names.items() if isinstance(v, types.ModuleType)}
-        values = {k: v for k, v in names.items() if k not in modules}
-        lost = {}
-        state = {"values": values, "files": self.files.state(), "contexts": self.contexts}
-        try:
-            data = self._dumps(state)
-        except Exception:
-            for key, value in list(values.items()):
-                try:
-                    self._dumps(value)
-                except Exception as exc:
-                    lost[key] = "%s: %s" % (type(exc).__name__, str(exc)[:200])
-                    del values[key]
-            data = self._dumps(state)
-        sha = hashlib.sha256(data).hexdigest()
-        if sha not in self.blobs.host_has:
-            self.channel.send({"op": "put_blob", "sha": sha}, data)
-            self.blobs.host_has.add(sha)
-        blobs = sorted(self.blobs.used)
+        values, lost = {}, {}
+        for key, value in names.items():
+            if key in modules:
+                continue
+            try:
+                values[key] = self.blobs.store(self._dumps(value))
+            except Exception as exc:
+                lost[key] = "%s: %s" % (type(exc).__name__, str(exc)[:200])
+        meta = self.blobs.store(self._dumps({"files": self.files.state(), "contexts": self.contexts}))
+        blobs = sorted(self.blobs.used | set(values.values()) | {meta})
         self.blobs.forget_unused()
         return {
-            "format": 1,
+            "format": 2,
             "pickler": PICKLER_NAME,
             "python": "%d.%d" % sys.version_info[:2],
-            "state": sha,
+            "values": values,
+            "meta": meta,
             "blobs": blobs,
             "modules": modules,
             "lost": lost,
             "variables": self.variables(),
         }
 
+    def _loads(self, sha):
+        reply, data = self.channel.request({"op": "get_blob", "sha": sha})
+        if reply.get("error"):
+            raise RuntimeError(reply["error"])
+        return SnapshotUnpickler(io.BytesIO(data), self.blobs).load()
+
     def restore(self, manifest):
-        _, data = self.channel.request({"op": "get_blob", "sha": manifest["state"]})
-        state = SnapshotUnpickler(io.BytesIO(data), self.blobs).load()
+        """Loads every variable it can; one that fails to load is reported, the rest come back."""
+        missing = {}
         self.namespace = self._fresh_namespace()
-        self.namespace.update(state["values"])
-        self.files.load_state(state["files"])
-        self.contexts = dict(state["contexts"])
-        for name, sha in self.contexts.items():
-            if name in self.namespace:
-                self.blobs.remember(self.namespace[name], sha)
+        for name, sha in manifest["values"].items():
+            try:
+                self.namespace[name] = self._loads(sha)
+            except Exception as exc:
+                missing[name] = "%s: %s" % (type(exc).__name__, exc)
+        meta = self._loads(manifest["meta"])
+        self.files.load_state(meta["files"])
+        self.contexts = dict(meta["contexts"])
         if "context_0" in self.namespace and "context" not in self.namespace:
             self.namespace["context"] = self.namespace["context_0"]
-        missing = {}
         for name, module in manifest.get("modules", {}).items():
             try:
                 self.namespace[name] = __import__(module, fromlist=["_"])
