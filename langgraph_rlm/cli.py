@@ -231,6 +231,45 @@ def status(thread: str, state_dir: str | None) -> None:
     show_status(thread, values)
 
 
+@main.command()
+@click.option("--state-dir", default=None, help="Where threads are stored [env RLM_STATE_DIR; default .rlm].")
+@handle_errors
+def threads(state_dir: str | None) -> None:
+    """List the threads, oldest first, with their last question."""
+    from langgraph_rlm.threads import list_threads
+
+    rows = asyncio.run(list_threads(build_settings({"state_dir": state_dir})))
+    table = Table("thread", "last question", "contexts", "steps", "usage", "updated")
+    for row in rows:
+        question = (row.get("query") or "")[:60]
+        contexts = sum(isinstance(c, dict) for c in row.get("contexts", []))
+        usage = row.get("total_usage", {})
+        table.add_row(
+            row["thread"],
+            question,
+            str(contexts),
+            str(row.get("iteration", 0)),
+            f"{usage.get('root_calls', 0) + usage.get('sub_calls', 0)} calls, ${usage.get('cost', 0.0):.4f}",
+            row["ts"][:19].replace("T", " "),
+        )
+    stdout.print(table if rows else "no threads yet")
+
+
+@main.command()
+@click.option("--thread", required=True, help="The thread to forget.")
+@click.option("--state-dir", default=None, help="Where threads are stored [env RLM_STATE_DIR; default .rlm].")
+@handle_errors
+def reset(thread: str, state_dir: str | None) -> None:
+    """Forget a thread: its checkpoints go, and stored blobs nothing else refers to."""
+    from langgraph_rlm.threads import reset_thread, thread_values
+
+    settings = build_settings({"state_dir": state_dir})
+    if asyncio.run(thread_values(settings, thread)) is None:
+        raise UserError(f"no thread named {thread!r} in {settings.state_dir}")
+    removed, freed = asyncio.run(reset_thread(settings, thread))
+    stderr.print(f"thread {thread} reset; {removed} blob(s) collected, {freed:,} bytes freed")
+
+
 # --- helpers ------------------------------------------------------------------------------------
 
 
@@ -298,4 +337,9 @@ def show_status(thread: str, values: dict[str, Any]) -> None:
     )
     stdout.print(f"usage (whole thread): {usage_line(values.get('total_usage', {}))}")
     snapshot = values.get("repl", {}).get("snapshot")
-    stdout.print(f"REPL snapshot: {snapshot[:16] if snapshot else '(none yet)'}")
+    if snapshot:
+        stdout.print(
+            f"REPL snapshot: {snapshot[:16]} ({values.get('snapshot_bytes', 0):,} bytes beyond the contexts)"
+        )
+    else:
+        stdout.print("REPL snapshot: (none yet)")

@@ -15,6 +15,7 @@ from langgraph_rlm.graph.builder import build_rlm_graph
 from langgraph_rlm.graph.config import RLMSettings
 from langgraph_rlm.graph.resources import close_sandboxes, resources_for
 from langgraph_rlm.graph.state import ContextRef
+from langgraph_rlm.persistence.collect import live_blobs, snapshot_blobs, sweep
 from langgraph_rlm.persistence.contexts import ingest
 
 DATABASE = "threads.sqlite"
@@ -85,8 +86,40 @@ async def add_contexts(settings: RLMSettings, thread: str, files: list[Path]) ->
 
 
 async def thread_values(settings: RLMSettings, thread: str) -> dict[str, Any] | None:
+    """The thread's state, plus `snapshot_bytes`: what its REPL snapshot stores beyond the contexts."""
     if not (Path(settings.state_dir) / DATABASE).exists():
         return None
     async with open_thread_graph(settings) as graph:
-        state = await graph.aget_state(thread_config(thread, settings))
-        return state.values or None
+        values = (await graph.aget_state(thread_config(thread, settings))).values
+    if not values:
+        return None
+    snapshot = values.get("repl", {}).get("snapshot")
+    if snapshot:
+        blobs = resources_for(settings).blobs
+        contexts = {c["sha"] for c in values.get("contexts", []) if isinstance(c, dict)}
+        values["snapshot_bytes"] = sum(blobs.size(sha) for sha in snapshot_blobs(snapshot, blobs) - contexts)
+    return values
+
+
+async def list_threads(settings: RLMSettings) -> list[dict[str, Any]]:
+    """Each thread's newest checkpoint: its last question, steps, contexts and usage."""
+    if not (Path(settings.state_dir) / DATABASE).exists():
+        return []
+    newest: dict[str, Any] = {}
+    async with open_thread_graph(settings) as graph:
+        async for saved in graph.checkpointer.alist(None):
+            configurable = saved.config["configurable"]
+            thread, namespace = configurable["thread_id"], configurable.get("checkpoint_ns", "")
+            if namespace == "" and (thread not in newest or saved.checkpoint["ts"] > newest[thread]["ts"]):
+                newest[thread] = {"ts": saved.checkpoint["ts"], **saved.checkpoint.get("channel_values", {})}
+    return [
+        {"thread": thread, **values} for thread, values in sorted(newest.items(), key=lambda t: t[1]["ts"])
+    ]
+
+
+async def reset_thread(settings: RLMSettings, thread: str) -> tuple[int, int]:
+    """Forgets a thread; blobs no other checkpoint refers to are collected. Returns (blobs, bytes)."""
+    async with open_thread_graph(settings) as graph:
+        await graph.checkpointer.adelete_thread(thread)
+        blobs = resources_for(settings).blobs
+        return sweep(blobs, await live_blobs(graph.checkpointer, blobs), grace_seconds=0)

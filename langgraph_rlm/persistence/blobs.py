@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -23,6 +24,12 @@ class BlobStore(Protocol):
     def get(self, sha: str) -> bytes: ...
 
     def has(self, sha: str) -> bool: ...
+
+    def size(self, sha: str) -> int: ...
+
+    def stored(self) -> Iterator[tuple[str, float]]: ...
+
+    def delete(self, sha: str) -> int: ...
 
 
 class BlobNotFound(KeyError):
@@ -76,6 +83,28 @@ class FileBlobStore:
             return self._path(sha).read_bytes()
         except FileNotFoundError:
             raise BlobNotFound(sha) from None
+
+    def size(self, sha: str) -> int:
+        try:
+            return self._path(sha).stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def stored(self) -> Iterator[tuple[str, float]]:
+        """Every blob's hash and the time it was written."""
+        for path in self.root.glob("??/*"):
+            if len(path.parent.name + path.name) == 64:
+                yield path.parent.name + path.name, path.stat().st_mtime
+
+    def delete(self, sha: str) -> int:
+        """Removes a blob; returns the bytes freed."""
+        path = self._path(sha)
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:
+            return 0
+        return size
 
 
 def open_blob_store(state_dir: Path) -> FileBlobStore:

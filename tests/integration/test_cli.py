@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -162,3 +163,39 @@ def test_progress_can_be_silenced(tmp_path):
         done = run_rlm(["run", "q", "--quiet", *model_flags(server)], tmp_path)
     assert done.returncode == 0 and done.stdout.strip() == "quiet"
     assert done.stderr.strip() == ""
+
+
+def blob_files(state_dir: Path) -> set[str]:
+    return {p.parent.name + p.name for p in (state_dir / "blobs").glob("??/*")}
+
+
+def test_threads_lists_and_reset_forgets_and_collects_blobs(tmp_path):
+    need_bwrap()
+    kept_file, dropped_file = tmp_path / "kept.txt", tmp_path / "dropped.txt"
+    kept_file.write_text("kept context")
+    dropped_file.write_text("dropped context")
+    assert run_rlm(["init", str(kept_file), "--thread", "keep"], tmp_path).returncode == 0
+
+    def model(messages):
+        return "```repl\nnotes = ['a finding'] * 3\nFINAL('done')\n```" if is_root_call(messages) else "summary"
+
+    with ScriptedOpenAIServer(model) as server:
+        done = run_rlm(["run", "work", "-c", str(dropped_file), "--thread", "drop", *model_flags(server)], tmp_path)
+    assert done.returncode == 0, done.stderr
+    status = run_rlm(["status", "--thread", "drop"], tmp_path)
+    assert "bytes beyond the contexts" in status.stdout and "notes" in status.stdout
+
+    listed = run_rlm(["threads"], tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert "keep" in listed.stdout and "drop" in listed.stdout and "work" in listed.stdout
+
+    before = blob_files(tmp_path)
+    reset = run_rlm(["reset", "--thread", "drop"], tmp_path)
+    assert reset.returncode == 0, reset.stderr
+    after = blob_files(tmp_path)
+    assert hashlib.sha256(b"kept context").hexdigest() in after
+    assert hashlib.sha256(b"dropped context").hexdigest() not in after
+    assert len(before) - len(after) >= 4  # the context, the manifest, `notes` and the file registry
+    assert "drop" not in run_rlm(["threads"], tmp_path).stdout
+    gone = run_rlm(["status", "--thread", "drop"], tmp_path)
+    assert gone.returncode == 2 and "no thread named 'drop'" in gone.stderr

@@ -1,0 +1,48 @@
+"""Blob garbage collection: a blob lives while any checkpoint of any thread refers to it."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
+from langgraph_rlm.persistence.blobs import BlobNotFound, BlobStore
+
+GRACE_SECONDS = 3600.0
+
+
+def snapshot_blobs(snapshot: str, blobs: BlobStore) -> set[str]:
+    """The snapshot's manifest and everything it refers to."""
+    try:
+        manifest = json.loads(blobs.get(snapshot))
+    except BlobNotFound:
+        return {snapshot}
+    return {snapshot, manifest["meta"], *manifest["values"].values(), *manifest["blobs"]}
+
+
+def referenced(values: dict[str, Any], blobs: BlobStore) -> set[str]:
+    refs = {c["sha"] for c in values.get("contexts", []) if isinstance(c, dict)}
+    snapshot = (values.get("repl") or {}).get("snapshot")
+    return refs | (snapshot_blobs(snapshot, blobs) if snapshot else set())
+
+
+async def live_blobs(checkpointer: BaseCheckpointSaver, blobs: BlobStore) -> set[str]:
+    live: set[str] = set()
+    async for saved in checkpointer.alist(None):
+        live |= referenced(saved.checkpoint.get("channel_values", {}), blobs)
+    return live
+
+
+def sweep(blobs: BlobStore, live: Iterable[str], grace_seconds: float = GRACE_SECONDS) -> tuple[int, int]:
+    """Deletes unreferenced blobs older than the grace period (a run may be writing new ones)."""
+    keep = set(live)
+    cutoff = time.time() - grace_seconds
+    removed = freed = 0
+    for sha, written in list(blobs.stored()):
+        if sha not in keep and written < cutoff:
+            freed += blobs.delete(sha)
+            removed += 1
+    return removed, freed
