@@ -68,6 +68,11 @@ class Progress:
     def _on_limit(self, event: dict[str, Any]) -> None:
         self.console.print(f"[yellow]limit reached: {escape(event['reason'])}; asking for the best answer[/]")
 
+    def _on_compacted(self, event: dict[str, Any]) -> None:
+        self.console.print(
+            f"[dim]near the model's window: {event['messages']} earlier messages summarised[/]"
+        )
+
     def _on_warning(self, event: dict[str, Any]) -> None:
         self.console.print(f"[yellow]warning: {escape(event['message'])}[/]")
 

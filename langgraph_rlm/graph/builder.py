@@ -62,13 +62,12 @@ def build_rlm_graph(
     graph.add_node(
         "check_final", with_settings(check_final), destinations=("generate_code", "compact_memory")
     )
-    graph.add_node("compact_memory", with_settings(compact_memory))
+    graph.add_node("compact_memory", with_settings(compact_memory), destinations=("generate_code", END))
 
     graph.add_edge(START, "start_turn")
     graph.add_edge("start_turn", "generate_code")
     graph.add_edge("generate_code", "execute")
     graph.add_edge("execute", "check_final")
-    graph.add_edge("compact_memory", END)
     return graph
 
 

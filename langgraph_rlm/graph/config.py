@@ -61,6 +61,17 @@ class RLMSettings:
     allow_dirs: tuple[str, ...] = setting(
         (), "Folders whose files load_file may read (besides the contexts).", env="RLM_ALLOW_DIRS"
     )
+    context_window: int = setting(
+        0,
+        "Root model's input window in tokens; 0 takes it from litellm's model info (set it for models "
+        "litellm does not know).",
+        env="RLM_CONTEXT_WINDOW",
+    )
+    compact_threshold: float = setting(
+        0.85,
+        "Share of the window at which a question's working history is summarised mid-question.",
+        env="RLM_COMPACT_THRESHOLD",
+    )
     compact_turns: bool = setting(
         True,
         "Summarise each finished turn's working messages (question and answer kept).",

@@ -11,9 +11,11 @@ from langgraph.types import Command
 from langgraph_rlm.graph.config import RLMSettings
 from langgraph_rlm.graph.state import RLMState
 from langgraph_rlm.llm.replies import without_code
+from langgraph_rlm.llm.root_prompt import compaction_budget, prompt_tokens, root_prompt
 
 Next = Literal["generate_code", "compact_memory"]
 STEPS_TO_FINISH = 5
+MIN_WORK_TO_COMPACT = 4
 
 
 async def check_final(state: RLMState, runtime: Runtime[RLMSettings]) -> Command[Next]:
@@ -25,7 +27,18 @@ async def check_final(state: RLMState, runtime: Runtime[RLMSettings]) -> Command
     if limit:
         runtime.stream_writer({"event": "limit", "reason": limit})
         return Command(update={"stop_reason": limit}, goto="generate_code")
+    if nears_the_window(state, runtime.context):
+        return Command(goto="compact_memory")
     return Command(goto="generate_code")
+
+
+def nears_the_window(state: RLMState, settings: RLMSettings) -> bool:
+    """Whether the next root prompt passes the compaction threshold, with older steps to condense."""
+    budget = compaction_budget(settings)
+    working = len(state.messages) - state.turn_start - 1
+    if budget is None or working < MIN_WORK_TO_COMPACT:
+        return False
+    return prompt_tokens(root_prompt(state.contexts, state.messages, settings)) > budget
 
 
 def reached_limit(state: RLMState, settings: RLMSettings) -> str | None:

@@ -177,10 +177,14 @@ def test_threads_lists_and_reset_forgets_and_collects_blobs(tmp_path):
     assert run_rlm(["init", str(kept_file), "--thread", "keep"], tmp_path).returncode == 0
 
     def model(messages):
-        return "```repl\nnotes = ['a finding'] * 3\nFINAL('done')\n```" if is_root_call(messages) else "summary"
+        return (
+            "```repl\nnotes = ['a finding'] * 3\nFINAL('done')\n```" if is_root_call(messages) else "summary"
+        )
 
     with ScriptedOpenAIServer(model) as server:
-        done = run_rlm(["run", "work", "-c", str(dropped_file), "--thread", "drop", *model_flags(server)], tmp_path)
+        done = run_rlm(
+            ["run", "work", "-c", str(dropped_file), "--thread", "drop", *model_flags(server)], tmp_path
+        )
     assert done.returncode == 0, done.stderr
     status = run_rlm(["status", "--thread", "drop"], tmp_path)
     assert "bytes beyond the contexts" in status.stdout and "notes" in status.stdout

@@ -234,3 +234,35 @@ async def test_a_second_turn_adds_a_context_and_sees_history(tmp_path):
     state = await graph.aget_state(config())
     assert [c["name"] for c in state.values["contexts"]] == ["context_0", "context_1"]
     assert [turn["question"] for turn in state.values["history"]] == ["first", "second"]
+
+
+async def test_a_long_question_never_overflows_a_small_window(tmp_path):
+    from langchain_core.messages.utils import count_tokens_approximately
+
+    window, sizes, summaries = 3000, [], []
+
+    def respond(messages):
+        sizes.append(count_tokens_approximately(messages))
+        if messages[0].type != "system":
+            summaries.append(messages)
+            return "x counts the steps so far; nothing found yet."
+        if "reached its limit" in str(messages[-1].content):
+            return "```repl\nFINAL(x)\n```"
+        return "```repl\nx = globals().get('x', 0) + 1\nprint('step', x, 'padding ' * 40)\n```"
+
+    graph = compile_graph(
+        ScriptedChatModel(respond=respond),
+        tmp_path,
+        max_iterations=60,
+        context_window=window,
+        compact_turns=False,
+    )
+    result = await graph.ainvoke(
+        {"query": "count"}, {"configurable": {"thread_id": "long"}, "recursion_limit": 400}
+    )
+    assert result["answer"] == "60"
+    assert result["stop_reason"].startswith("max_iterations")
+    assert len(summaries) >= 3
+    assert max(sizes) <= window
+    state = await graph.aget_state({"configurable": {"thread_id": "long"}})
+    assert state.values["messages"][0].content == "count"

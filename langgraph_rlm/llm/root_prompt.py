@@ -1,0 +1,56 @@
+"""The root model's prompt: the system prompt (describing, never containing, the contexts), then
+the conversation; and how close it comes to the model's window."""
+
+from __future__ import annotations
+
+from langchain_core.messages import BaseMessage, SystemMessage
+from langchain_core.messages.utils import count_tokens_approximately
+
+from langgraph_rlm.graph.config import RLMSettings
+from langgraph_rlm.graph.state import ContextRef
+from langgraph_rlm.llm.models import import_litellm
+from langgraph_rlm.prompts import render
+
+
+def root_prompt(
+    contexts: list[ContextRef], messages: list[BaseMessage], settings: RLMSettings
+) -> list[BaseMessage]:
+    return [SystemMessage(system_prompt(contexts, settings)), *messages]
+
+
+def system_prompt(contexts: list[ContextRef], settings: RLMSettings) -> str:
+    return render(
+        "system",
+        contexts="\n".join(describe(c) for c in contexts) or "(none yet: the user may name files to load)",
+        output_limit=f"{settings.output_limit:,}",
+        max_iterations=settings.max_iterations,
+    )
+
+
+def describe(context: ContextRef) -> str:
+    origin = f"file {context['label']}" if context["source"] else "text given inline"
+    preview = context["preview"][:200].replace("\n", "\\n")
+    return f"- {context['name']}: str, {context['size']:,} bytes, {origin}; starts with: {preview!r}"
+
+
+def prompt_tokens(messages: list[BaseMessage]) -> int:
+    return count_tokens_approximately(messages)
+
+
+def context_window(settings: RLMSettings) -> int | None:
+    """The root model's input window in tokens: the setting, else litellm's model info."""
+    if settings.context_window > 0:
+        return settings.context_window
+    if not isinstance(settings.model, str):
+        return None
+    try:
+        info = import_litellm().get_model_info(settings.model)
+    except Exception:
+        return None
+    return info.get("max_input_tokens") or info.get("max_tokens")
+
+
+def compaction_budget(settings: RLMSettings) -> int | None:
+    """The prompt size past which the working history is compacted."""
+    window = context_window(settings)
+    return int(window * settings.compact_threshold) if window else None
