@@ -67,6 +67,16 @@ def settings_options(command: Callable) -> Callable:
     return click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")(command)
 
 
+def store_options(command: Callable) -> Callable:
+    """Where threads live, for the commands that take no other setting."""
+    for spec in reversed([f for f in fields(RLMSettings) if f.name in ("state_dir", "db")]):
+        help_text = f"{spec.metadata['description']} [env {spec.metadata['env']}]"
+        command = click.option(f"--{spec.name.replace('_', '-')}", spec.name, default=None, help=help_text)(
+            command
+        )
+    return command
+
+
 def build_settings(options: dict[str, Any]) -> RLMSettings:
     """Flags win over RLM_* variables, which win over the defaults."""
     try:
@@ -202,13 +212,13 @@ def chat(contexts: tuple[str, ...], thread: str, quiet: bool, **options: Any) ->
 @main.command()
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--thread", default=DEFAULT_THREAD, show_default=True, help="Conversation to add the files to.")
-@click.option("--state-dir", default=None, help="Where threads are stored [env RLM_STATE_DIR; default .rlm].")
+@store_options
 @handle_errors
-def init(paths: tuple[str, ...], thread: str, state_dir: str | None) -> None:
+def init(paths: tuple[str, ...], thread: str, **store: str | None) -> None:
     """Store PATHS as contexts of a thread before asking anything."""
     from langgraph_rlm.threads import add_contexts
 
-    settings = build_settings({"state_dir": state_dir})
+    settings = build_settings(store)
     files = [checked_file(path) for path in paths]
     added = asyncio.run(add_contexts(settings, thread, files))
     for ref in added:
@@ -218,27 +228,27 @@ def init(paths: tuple[str, ...], thread: str, state_dir: str | None) -> None:
 
 @main.command()
 @click.option("--thread", default=DEFAULT_THREAD, show_default=True, help="Conversation to show.")
-@click.option("--state-dir", default=None, help="Where threads are stored [env RLM_STATE_DIR; default .rlm].")
+@store_options
 @handle_errors
-def status(thread: str, state_dir: str | None) -> None:
+def status(thread: str, **store: str | None) -> None:
     """Show a thread's contexts, REPL variables, steps, tokens and cost."""
     from langgraph_rlm.threads import thread_values
 
-    settings = build_settings({"state_dir": state_dir})
+    settings = build_settings(store)
     values = asyncio.run(thread_values(settings, thread))
     if values is None:
-        raise UserError(f"no thread named {thread!r} in {settings.state_dir}")
+        raise UserError(f"no thread named {thread!r} in {where(settings)}")
     show_status(thread, values)
 
 
 @main.command()
-@click.option("--state-dir", default=None, help="Where threads are stored [env RLM_STATE_DIR; default .rlm].")
+@store_options
 @handle_errors
-def threads(state_dir: str | None) -> None:
+def threads(**store: str | None) -> None:
     """List the threads, oldest first, with their last question."""
     from langgraph_rlm.threads import list_threads
 
-    rows = asyncio.run(list_threads(build_settings({"state_dir": state_dir})))
+    rows = asyncio.run(list_threads(build_settings(store)))
     table = Table("thread", "last question", "contexts", "steps", "usage", "updated")
     for row in rows:
         question = (row.get("query") or "")[:60]
@@ -257,15 +267,15 @@ def threads(state_dir: str | None) -> None:
 
 @main.command()
 @click.option("--thread", required=True, help="The thread to forget.")
-@click.option("--state-dir", default=None, help="Where threads are stored [env RLM_STATE_DIR; default .rlm].")
+@store_options
 @handle_errors
-def reset(thread: str, state_dir: str | None) -> None:
+def reset(thread: str, **store: str | None) -> None:
     """Forget a thread: its checkpoints go, and stored blobs nothing else refers to."""
     from langgraph_rlm.threads import reset_thread, thread_values
 
-    settings = build_settings({"state_dir": state_dir})
+    settings = build_settings(store)
     if asyncio.run(thread_values(settings, thread)) is None:
-        raise UserError(f"no thread named {thread!r} in {settings.state_dir}")
+        raise UserError(f"no thread named {thread!r} in {where(settings)}")
     removed, freed = asyncio.run(reset_thread(settings, thread))
     stderr.print(f"thread {thread} reset; {removed} blob(s) collected, {freed:,} bytes freed")
 
@@ -343,3 +353,8 @@ def show_status(thread: str, values: dict[str, Any]) -> None:
         )
     else:
         stdout.print("REPL snapshot: (none yet)")
+
+
+def where(settings: RLMSettings) -> str:
+    """Where threads are kept, without printing a database password."""
+    return "the database" if settings.db else settings.state_dir

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph.state import CompiledStateGraph
 
@@ -26,10 +27,28 @@ class UnfinishedTurn(RuntimeError):
 
 
 @asynccontextmanager
-async def open_thread_graph(settings: RLMSettings) -> AsyncIterator[CompiledStateGraph]:
+async def open_checkpointer(settings: RLMSettings) -> AsyncIterator[BaseCheckpointSaver]:
+    """PostgreSQL when `db` is set, else one SQLite file under the state directory."""
+    if settings.db:
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+        async with AsyncPostgresSaver.from_conn_string(settings.db) as saver:
+            await saver.setup()
+            yield saver
+        return
     Path(settings.state_dir).mkdir(parents=True, exist_ok=True)
     async with AsyncSqliteSaver.from_conn_string(str(Path(settings.state_dir) / DATABASE)) as saver:
+        yield saver
+
+
+@asynccontextmanager
+async def open_thread_graph(settings: RLMSettings) -> AsyncIterator[CompiledStateGraph]:
+    async with open_checkpointer(settings) as saver:
         yield build_rlm_graph(settings=settings).compile(checkpointer=saver)
+
+
+def has_threads(settings: RLMSettings) -> bool:
+    return bool(settings.db) or (Path(settings.state_dir) / DATABASE).exists()
 
 
 def thread_config(thread: str, settings: RLMSettings) -> dict[str, Any]:
@@ -87,7 +106,7 @@ async def add_contexts(settings: RLMSettings, thread: str, files: list[Path]) ->
 
 async def thread_values(settings: RLMSettings, thread: str) -> dict[str, Any] | None:
     """The thread's state, plus `snapshot_bytes`: what its REPL snapshot stores beyond the contexts."""
-    if not (Path(settings.state_dir) / DATABASE).exists():
+    if not has_threads(settings):
         return None
     async with open_thread_graph(settings) as graph:
         values = (await graph.aget_state(thread_config(thread, settings))).values
@@ -103,7 +122,7 @@ async def thread_values(settings: RLMSettings, thread: str) -> dict[str, Any] | 
 
 async def list_threads(settings: RLMSettings) -> list[dict[str, Any]]:
     """Each thread's newest checkpoint: its last question, steps, contexts and usage."""
-    if not (Path(settings.state_dir) / DATABASE).exists():
+    if not has_threads(settings):
         return []
     newest: dict[str, Any] = {}
     async with open_thread_graph(settings) as graph:

@@ -4,7 +4,9 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -88,3 +90,54 @@ def run_rlm(
     return subprocess.run(
         [*RLM, *args], env=full_env, capture_output=True, text=True, timeout=kw.pop("timeout", 300), **kw
     )
+
+
+POSTGRES_ADMIN = os.environ.get("RLM_TEST_POSTGRES", "postgresql://postgres:rlm@127.0.0.1:5432/postgres")
+
+
+@dataclass
+class Database:
+    """Where a test keeps threads and blobs: the state dir's SQLite and files, or PostgreSQL."""
+
+    kind: str
+    url: str | None = None
+
+    @property
+    def flags(self) -> list[str]:
+        return ["--db", self.url] if self.url else []
+
+    def blob_shas(self, state_dir: Path) -> set[str]:
+        if self.url is None:
+            return {p.parent.name + p.name for p in (state_dir / "blobs").glob("??/*")}
+        import psycopg
+
+        with psycopg.connect(self.url) as conn:
+            return {row[0] for row in conn.execute("SELECT sha FROM rlm_blobs")}
+
+
+def postgres_or_skip() -> None:
+    import psycopg
+
+    try:
+        psycopg.connect(POSTGRES_ADMIN, connect_timeout=3).close()
+    except psycopg.OperationalError as exc:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL must be running in CI (.ci/run starts it): {exc}")
+        pytest.skip("no PostgreSQL server for the tests (set RLM_TEST_POSTGRES)")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request) -> Iterator[Database]:
+    """Each persistence test runs on both stores; PostgreSQL gets a fresh database per test."""
+    if request.param == "sqlite":
+        yield Database("sqlite")
+        return
+    postgres_or_skip()
+    import psycopg
+
+    name = f"rlm_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    yield Database("postgres", POSTGRES_ADMIN.rsplit("/", 1)[0] + "/" + name)
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -80,6 +80,11 @@ class RLMSettings:
     state_dir: str = setting(
         ".rlm", "Where threads, contexts and REPL snapshots are stored.", env="RLM_STATE_DIR"
     )
+    db: str | None = setting(
+        None,
+        "A PostgreSQL URL (postgresql://...) to keep threads and blobs in instead of the state dir.",
+        env="RLM_DB",
+    )
     sandbox_idle_timeout: float = setting(
         600.0, "Seconds an unused sandbox stays alive before it is closed.", env="RLM_SANDBOX_IDLE_TIMEOUT"
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from langgraph_rlm.graph.config import RLMSettings
 from langgraph_rlm.graph.state import ContextRef
-from langgraph_rlm.persistence.blobs import FileBlobStore, open_blob_store
+from langgraph_rlm.persistence.blobs import BlobStore, open_blob_store
 from langgraph_rlm.sandboxes import make_sandbox
 from langgraph_rlm.sandboxes.base import SandboxSpec
 from langgraph_rlm.sandboxes.file_gate import FileGate
@@ -19,7 +19,7 @@ from langgraph_rlm.sandboxes.session import ReplSession
 
 @dataclass
 class Resources:
-    blobs: FileBlobStore
+    blobs: BlobStore
     pool: SandboxPool
 
     async def session(self, key: str, settings: RLMSettings, contexts: list[ContextRef]) -> ReplSession:
@@ -51,9 +51,11 @@ _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Resourc
 def resources_for(settings: RLMSettings) -> Resources:
     """Live sandboxes belong to the event loop that started them, so each loop has its own pool."""
     per_loop = _by_loop.setdefault(asyncio.get_running_loop(), {})
-    key = str(Path(settings.state_dir).resolve())
+    key = settings.db or str(Path(settings.state_dir).resolve())
     if key not in per_loop:
-        per_loop[key] = Resources(open_blob_store(Path(key)), SandboxPool(settings.sandbox_idle_timeout))
+        per_loop[key] = Resources(
+            open_blob_store(settings.db, Path(key)), SandboxPool(settings.sandbox_idle_timeout)
+        )
     return per_loop[key]
 
 

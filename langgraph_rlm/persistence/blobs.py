@@ -107,5 +107,10 @@ class FileBlobStore:
         return size
 
 
-def open_blob_store(state_dir: Path) -> FileBlobStore:
+def open_blob_store(db: str | None, state_dir: Path) -> BlobStore:
+    """PostgreSQL when a database URL is set, else files under the state directory."""
+    if db:
+        from langgraph_rlm.persistence.postgres_blobs import PostgresBlobStore
+
+        return PostgresBlobStore(db)
     return FileBlobStore(Path(state_dir) / "blobs")

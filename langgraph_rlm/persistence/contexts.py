@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from langgraph_rlm.graph.state import ContextRef
-from langgraph_rlm.persistence.blobs import FileBlobStore
+from langgraph_rlm.persistence.blobs import BlobStore
 
 PREVIEW_CHARS = 300
 SNIFF_BYTES = 1 << 16
@@ -45,7 +45,7 @@ def is_context_path(item: str) -> bool:
         return False
 
 
-def describe_blob(sha: str, index: int, blobs: FileBlobStore) -> ContextRef:
+def describe_blob(sha: str, index: int, blobs: BlobStore) -> ContextRef:
     """A context that is already stored, such as one a parent RLM hands to a child."""
     data = blobs.get(sha)
     preview = data[: PREVIEW_CHARS * 4].decode("utf-8", "replace")[:PREVIEW_CHARS]
@@ -53,7 +53,7 @@ def describe_blob(sha: str, index: int, blobs: FileBlobStore) -> ContextRef:
     return ContextRef(name=name, label=name, source=None, sha=sha, size=len(data), preview=preview)
 
 
-def ingest(item: str, index: int, blobs: FileBlobStore) -> ContextRef:
+def ingest(item: str, index: int, blobs: BlobStore) -> ContextRef:
     """Stores a path's file (or a text given inline) once, by content, and describes it."""
     name = f"context_{index}"
     if is_context_path(item):

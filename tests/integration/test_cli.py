@@ -77,7 +77,7 @@ PERSIST_SECOND = (
 )
 
 
-def test_a_thread_survives_the_process_functions_classes_instances_and_modules(tmp_path):
+def test_a_thread_survives_the_process_functions_classes_instances_and_modules(tmp_path, database):
     need_bwrap()
     context = tmp_path / "notes.txt"
     context.write_text("some notes\n")
@@ -91,12 +91,11 @@ def test_a_thread_survives_the_process_functions_classes_instances_and_modules(t
         return PERSIST_FIRST if questions[-1] == "remember things" else PERSIST_SECOND
 
     with ScriptedOpenAIServer(model) as server:
-        first = run_rlm(
-            ["run", "remember things", "-c", str(context), "--thread", "t1", *model_flags(server)], tmp_path
-        )
+        flags = ["--thread", "t1", *database.flags, *model_flags(server)]
+        first = run_rlm(["run", "remember things", "-c", str(context), *flags], tmp_path)
         assert first.returncode == 0, first.stderr
         assert first.stdout.strip() == "stored"
-        second = run_rlm(["run", "use them", "--thread", "t1", *model_flags(server)], tmp_path)
+        second = run_rlm(["run", "use them", *flags], tmp_path)
     assert second.returncode == 0, second.stderr
     assert second.stdout.strip() == "HI! 2 Tally 49 2 collections"
     last_root = [r for r in server.log if is_root_call(r["messages"])][-1]["messages"]
@@ -165,16 +164,13 @@ def test_progress_can_be_silenced(tmp_path):
     assert done.stderr.strip() == ""
 
 
-def blob_files(state_dir: Path) -> set[str]:
-    return {p.parent.name + p.name for p in (state_dir / "blobs").glob("??/*")}
-
-
-def test_threads_lists_and_reset_forgets_and_collects_blobs(tmp_path):
+def test_threads_lists_and_reset_forgets_and_collects_blobs(tmp_path, database):
     need_bwrap()
     kept_file, dropped_file = tmp_path / "kept.txt", tmp_path / "dropped.txt"
     kept_file.write_text("kept context")
     dropped_file.write_text("dropped context")
-    assert run_rlm(["init", str(kept_file), "--thread", "keep"], tmp_path).returncode == 0
+    db = database.flags
+    assert run_rlm(["init", str(kept_file), "--thread", "keep", *db], tmp_path).returncode == 0
 
     def model(messages):
         return (
@@ -182,24 +178,23 @@ def test_threads_lists_and_reset_forgets_and_collects_blobs(tmp_path):
         )
 
     with ScriptedOpenAIServer(model) as server:
-        done = run_rlm(
-            ["run", "work", "-c", str(dropped_file), "--thread", "drop", *model_flags(server)], tmp_path
-        )
+        flags = ["--thread", "drop", *db, *model_flags(server)]
+        done = run_rlm(["run", "work", "-c", str(dropped_file), *flags], tmp_path)
     assert done.returncode == 0, done.stderr
-    status = run_rlm(["status", "--thread", "drop"], tmp_path)
+    status = run_rlm(["status", "--thread", "drop", *db], tmp_path)
     assert "bytes beyond the contexts" in status.stdout and "notes" in status.stdout
 
-    listed = run_rlm(["threads"], tmp_path)
+    listed = run_rlm(["threads", *db], tmp_path)
     assert listed.returncode == 0, listed.stderr
     assert "keep" in listed.stdout and "drop" in listed.stdout and "work" in listed.stdout
 
-    before = blob_files(tmp_path)
-    reset = run_rlm(["reset", "--thread", "drop"], tmp_path)
+    before = database.blob_shas(tmp_path)
+    reset = run_rlm(["reset", "--thread", "drop", *db], tmp_path)
     assert reset.returncode == 0, reset.stderr
-    after = blob_files(tmp_path)
+    after = database.blob_shas(tmp_path)
     assert hashlib.sha256(b"kept context").hexdigest() in after
     assert hashlib.sha256(b"dropped context").hexdigest() not in after
     assert len(before) - len(after) >= 4  # the context, the manifest, `notes` and the file registry
-    assert "drop" not in run_rlm(["threads"], tmp_path).stdout
-    gone = run_rlm(["status", "--thread", "drop"], tmp_path)
+    assert "drop" not in run_rlm(["threads", *db], tmp_path).stdout
+    gone = run_rlm(["status", "--thread", "drop", *db], tmp_path)
     assert gone.returncode == 2 and "no thread named 'drop'" in gone.stderr

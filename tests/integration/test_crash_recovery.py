@@ -16,7 +16,7 @@ STEPS = [
 ]
 
 
-def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path):
+def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, database):
     need_bwrap()
     calls = {"slow": 0}
 

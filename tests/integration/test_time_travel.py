@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 from langchain_core.messages import HumanMessage
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-from langgraph_rlm import build_rlm_graph, close_sandboxes
+from langgraph_rlm import RLMSettings, build_rlm_graph, close_sandboxes
+from langgraph_rlm.threads import open_checkpointer
 from tests.conftest import need_bwrap
 from tests.scripted_models import ScriptedChatModel, steps
 
@@ -27,13 +27,14 @@ async def checkpoint_after_step(graph, config, step: int):
     raise AssertionError(f"no checkpoint after step {step}")
 
 
-async def test_replay_and_fork_from_step_one_see_the_old_value(tmp_path):
+async def test_replay_and_fork_from_step_one_see_the_old_value(tmp_path, database):
     script = {"respond": RUN}
     root = ScriptedChatModel(respond=lambda messages: script["respond"](messages))
-    async with AsyncSqliteSaver.from_conn_string(str(tmp_path / "db.sqlite")) as saver:
-        graph = build_rlm_graph(root, root, state_dir=str(tmp_path / "state"), compact_turns=False).compile(
-            checkpointer=saver
-        )
+    settings = RLMSettings(
+        model=root, sub_model=root, state_dir=str(tmp_path), db=database.url, compact_turns=False
+    )
+    async with open_checkpointer(settings) as saver:
+        graph = build_rlm_graph(settings=settings).compile(checkpointer=saver)
         config = {"configurable": {"thread_id": "travel"}, "recursion_limit": 100}
         first = await graph.ainvoke({"query": "set x"}, config)
         assert first["answer"] == "2"
