@@ -31,9 +31,10 @@ LINE = "2026-11-23T10:00:00 INFO request served in 12ms from cache node-7 user=%
 
 def work(step: int) -> str:
     """A typical step: search, keep a few findings, define a helper now and then."""
+    search = f"found_{step} = grep('user=0{step:02d}', max_matches=20)"
     if step % 5 == 0:
-        return f"```repl\ndef score_{step}(line):\n    return len(line) % 7\nfound_{step} = grep('user=0{step:02d}', max_matches=20)\n```"
-    return f"```repl\nfound_{step} = grep('user=0{step:02d}', max_matches=20)\nprint(len(found_{step}))\n```"
+        return f"```repl\ndef score_{step}(line):\n    return len(line) % 7\n{search}\n```"
+    return f"```repl\n{search}\nprint(len(found_{step}))\n```"
 
 
 def tree_size(path: Path) -> int:
@@ -86,9 +87,8 @@ async def main() -> None:
     print(f"growth over the remaining steps: {(end_size - start_size) / 1e6:.2f} MB")
     print(f"  of which the blob store: {blobs_growth / 1e6:.2f} MB, the checkpoint database the rest")
     print(f"snapshot: median {median * 1000:.1f} ms, max {max(snapshot_times) * 1000:.1f} ms")
-    print(
-        f"baseline, re-pickling the namespace with the context: median {statistics.median(naive) * 1000:.0f} ms"
-    )
+    baseline = statistics.median(naive)
+    print(f"baseline, re-pickling the namespace with the context: median {baseline * 1000:.0f} ms")
     print(f"ratio baseline / ours: {statistics.median(naive) / median:.0f}x  ({context_mb} MB context)")
 
 
