@@ -67,3 +67,13 @@ async def test_segfault_is_survived(open_session):
     assert "WorkerDied" in result.error and "SIGSEGV" in result.error
     after = await run(session, "kept * 3")
     assert after.stdout.strip() == "'xxx'"
+
+
+async def test_a_worker_killed_from_outside_is_replaced(open_session):
+    """What the OOM killer does: SIGKILL mid-cell. The next cell runs in a fresh worker."""
+    session = await open_session()
+    await run(session, "kept = {'a': 1}")
+    result = await run(session, "import os, signal\npartial = 1\nos.kill(os.getpid(), signal.SIGKILL)")
+    assert "WorkerDied" in result.error and "SIGKILL" in result.error
+    after = await run(session, "print(kept, 'partial' in globals())")
+    assert after.stdout.strip() == "{'a': 1} False"
