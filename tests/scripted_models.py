@@ -51,3 +51,12 @@ def steps(*replies: str) -> Callable[[list[BaseMessage]], str]:
         return replies[min(done, len(replies) - 1)]
 
     return respond
+
+
+def until_limit(step: str, best_answer: str) -> Callable[[list[BaseMessage]], str]:
+    """A root model that repeats `step` until the run hits a limit, then gives `best_answer`."""
+
+    def respond(messages: list[BaseMessage]) -> str:
+        return best_answer if str(messages[-1].content).startswith(FEEDBACK[2]) else step
+
+    return respond

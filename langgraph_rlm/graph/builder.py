@@ -1,8 +1,12 @@
 """The RLM graph, assembled in one place so it reads like its diagram:
 
-START -> start_turn -> generate_code -> execute -> check_final
-                           ^                          |
-                           +------ next step ---------+---> compact_memory -> END
+    START -> start_turn -> generate_code -> execute -> check_final -> compact_memory -> END
+                               ^    ^                       |             |
+                               |    +----- next step -------+             |
+                               +---- older steps summarised (mid-question) +
+
+check_final goes to compact_memory when the answer is in, or when the next prompt would pass the
+compaction threshold of the model's window; a reached limit first asks generate_code for a best answer.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from langgraph_rlm import build_rlm_graph, close_sandboxes
 from tests.conftest import need_bwrap
-from tests.scripted_models import ScriptedChatModel, steps
+from tests.scripted_models import ScriptedChatModel, steps, until_limit
 
 
 @pytest.fixture(autouse=True)
@@ -90,12 +90,9 @@ async def test_final_written_as_text_is_taken(tmp_path):
 
 
 async def test_max_iterations_asks_once_for_a_best_answer(tmp_path):
-    def respond(messages):
-        if "reached its limit" in str(messages[-1].content):
-            return "My best guess is 7."
-        return "```repl\nprint('still looking')\n```"
-
-    root = ScriptedChatModel(respond=respond)
+    root = ScriptedChatModel(
+        respond=until_limit("```repl\nprint('still looking')\n```", "My best guess is 7.")
+    )
     graph = compile_graph(root, tmp_path, max_iterations=3, compact_turns=False)
     result = await graph.ainvoke({"query": "q"}, config())
     assert result["answer"] == "My best guess is 7."
@@ -104,11 +101,7 @@ async def test_max_iterations_asks_once_for_a_best_answer(tmp_path):
 
 
 async def test_best_answer_may_come_from_the_repl(tmp_path):
-    def respond(messages):
-        if "reached its limit" in str(messages[-1].content):
-            return "```repl\nFINAL_VAR('partial')\n```"
-        return "```repl\npartial = 'half done'\n```"
-
+    respond = until_limit("```repl\npartial = 'half done'\n```", "```repl\nFINAL_VAR('partial')\n```")
     graph = compile_graph(ScriptedChatModel(respond=respond), tmp_path, max_iterations=2)
     result = await graph.ainvoke({"query": "q"}, config())
     assert result["answer"] == "half done"
@@ -116,11 +109,10 @@ async def test_best_answer_may_come_from_the_repl(tmp_path):
 
 
 async def test_sub_call_limit_ends_the_run_and_fails_extra_calls(tmp_path):
-    def respond(messages):
-        if "reached its limit" in str(messages[-1].content):
-            return "```repl\nFINAL(str(answers))\n```"
-        return "```repl\nanswers = llm_query_batched([f'p{i}' for i in range(5)])\nprint(answers)\n```"
-
+    respond = until_limit(
+        "```repl\nanswers = llm_query_batched([f'p{i}' for i in range(5)])\nprint(answers)\n```",
+        "```repl\nFINAL(str(answers))\n```",
+    )
     graph = compile_graph(ScriptedChatModel(respond=respond), tmp_path, max_sub_calls=3)
     result = await graph.ainvoke({"query": "q"}, config())
     assert result["stop_reason"].startswith("max_sub_calls")
@@ -130,11 +122,7 @@ async def test_sub_call_limit_ends_the_run_and_fails_extra_calls(tmp_path):
 
 
 async def test_wall_clock_limit_cuts_a_slow_cell_and_ends_the_run(tmp_path):
-    def respond(messages):
-        if "reached its limit" in str(messages[-1].content):
-            return "out of time"
-        return "```repl\nimport time\ntime.sleep(30)\n```"
-
+    respond = until_limit("```repl\nimport time\ntime.sleep(30)\n```", "out of time")
     graph = compile_graph(ScriptedChatModel(respond=respond), tmp_path, max_time=2.0)
     result = await graph.ainvoke({"query": "q"}, config())
     assert result["answer"] == "out of time"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import NoSubCalls
 
 
@@ -51,29 +53,20 @@ async def test_fork_bomb_is_capped_and_cleaned_up(open_session):
     assert word == "alive" and int(processes) <= 3
 
 
-async def test_os_exit_restarts_the_worker_from_the_last_snapshot(open_session):
+WORKER_DEATHS = {
+    "os._exit": ("import os\nos._exit(3)", "exited with status 3"),
+    "segfault": ("import ctypes\nctypes.string_at(0)", "killed by SIGSEGV"),
+    # what the OOM killer does: SIGKILL from outside, mid-cell
+    "sigkill": ("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", "killed by SIGKILL"),
+}
+
+
+@pytest.mark.parametrize("death", sorted(WORKER_DEATHS))
+async def test_a_dead_worker_is_replaced_and_restored_to_the_last_snapshot(open_session, death):
+    code, reason = WORKER_DEATHS[death]
     session = await open_session()
     await run(session, "def double(x):\n    return 2 * x\nkept = 21")
-    result = await run(session, "lost_value = 1\nimport os\nos._exit(3)")
-    assert "WorkerDied" in result.error and "status 3" in result.error
+    result = await run(session, f"lost_value = 1\n{code}")
+    assert "WorkerDied" in result.error and reason in result.error
     after = await run(session, "print(double(kept), 'lost_value' in globals())")
     assert after.stdout.strip() == "42 False"
-
-
-async def test_segfault_is_survived(open_session):
-    session = await open_session()
-    await run(session, "kept = 'x'")
-    result = await run(session, "import ctypes\nctypes.string_at(0)")
-    assert "WorkerDied" in result.error and "SIGSEGV" in result.error
-    after = await run(session, "kept * 3")
-    assert after.stdout.strip() == "'xxx'"
-
-
-async def test_a_worker_killed_from_outside_is_replaced(open_session):
-    """What the OOM killer does: SIGKILL mid-cell. The next cell runs in a fresh worker."""
-    session = await open_session()
-    await run(session, "kept = {'a': 1}")
-    result = await run(session, "import os, signal\npartial = 1\nos.kill(os.getpid(), signal.SIGKILL)")
-    assert "WorkerDied" in result.error and "SIGKILL" in result.error
-    after = await run(session, "print(kept, 'partial' in globals())")
-    assert after.stdout.strip() == "{'a': 1} False"
