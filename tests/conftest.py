@@ -33,9 +33,72 @@ def bwrap_works() -> bool:
 
 def need_bwrap() -> None:
     if not bwrap_works():
-        if IN_CI:
-            pytest.fail("bubblewrap must work in CI (.ci/run installs it)")
-        pytest.skip("bubblewrap is not usable on this machine")
+        unavailable("bubblewrap is not usable on this machine")
+
+
+TEST_IMAGE = "rlm-test-python3:bookworm"
+BACKENDS = ("local", "process", "docker")
+ISOLATED_BACKENDS = ("local", "docker")
+
+
+def unavailable(reason: str) -> None:
+    """Skips on a laptop without the backend; in CI every backend must run."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI must provide it: see .ci/run)")
+    pytest.skip(reason)
+
+
+def need_docker() -> None:
+    from langgraph_rlm.sandboxes.base import SandboxUnavailable
+    from langgraph_rlm.sandboxes.docker import docker_client
+
+    try:
+        client = docker_client()
+    except SandboxUnavailable as exc:
+        unavailable(str(exc))
+    ensure_test_image(client)
+
+
+def ensure_test_image(client) -> None:
+    """A base image with python3 from Debian packages, built once and cached by tag (no registry here)."""
+    import docker
+
+    try:
+        client.images.get(TEST_IMAGE)
+        return
+    except docker.errors.ImageNotFound:
+        pass
+    if shutil.which("debootstrap") is None or os.geteuid() != 0:
+        unavailable(f"the test image {TEST_IMAGE} is missing and cannot be built here (needs root and debootstrap)")
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as root:
+        subprocess.run(
+            ["debootstrap", "--variant=minbase", "--include=python3", "bookworm", root, "http://deb.debian.org/debian"],
+            check=True, capture_output=True,
+        )
+        tar = subprocess.Popen(["tar", "-C", root, "-c", "."], stdout=subprocess.PIPE)
+        subprocess.run(["docker", "import", "-", TEST_IMAGE], stdin=tar.stdout, check=True, capture_output=True)
+        tar.wait()
+
+
+def need_backend(kind: str) -> None:
+    if kind == "local":
+        need_bwrap()
+    elif kind == "docker":
+        need_docker()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    need_backend(request.param)
+    return request.param
+
+
+@pytest.fixture(params=ISOLATED_BACKENDS)
+def isolated_backend(request) -> str:
+    need_backend(request.param)
+    return request.param
 
 
 class NoSubCalls:
@@ -59,9 +122,8 @@ async def open_session(blobs: FileBlobStore) -> AsyncIterator[Callable[..., Awai
     async def start(
         kind: str = "local", files: tuple[Path, ...] = (), folders: tuple[Path, ...] = (), **spec: Any
     ) -> ReplSession:
-        if kind == "local":
-            need_bwrap()
-        sandbox_spec = SandboxSpec(visible_files=tuple(files), **spec)
+        need_backend(kind)
+        sandbox_spec = SandboxSpec(visible_files=tuple(files), docker_image=TEST_IMAGE, **spec)
         session = ReplSession(lambda: make_sandbox(kind, sandbox_spec), blobs, FileGate(files, folders))
         await session.ensure(None)
         sessions.append(session)

@@ -40,6 +40,10 @@ class RLMSettings:
         "Where REPL code runs: local (bubblewrap), docker, e2b, or process (no isolation).",
         env="RLM_SANDBOX",
     )
+    docker_image: str = setting(
+        "python:3.12-slim", "Image for --sandbox docker; any image with python3 works.", env="RLM_DOCKER_IMAGE"
+    )
+    docker_cpus: float = setting(1.0, "CPUs the docker sandbox may use.", env="RLM_DOCKER_CPUS")
     max_iterations: int = setting(
         30, "Root model steps per question before a best answer is asked.", env="RLM_MAX_ITERATIONS"
     )

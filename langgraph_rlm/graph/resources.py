@@ -29,6 +29,8 @@ class Resources:
             memory_mb=settings.memory_limit,
             max_processes=settings.max_processes,
             visible_files=tuple(files),
+            docker_image=settings.docker_image,
+            cpus=settings.docker_cpus,
         )
         session = await self.pool.session(
             key,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from langgraph_rlm.sandboxes.base import Sandbox, SandboxSpec, SandboxUnavailable
+from langgraph_rlm.sandboxes.docker import DockerSandbox
 from langgraph_rlm.sandboxes.local import LocalSandbox
 from langgraph_rlm.sandboxes.process import ProcessSandbox
 
-BACKENDS = {"local": LocalSandbox, "process": ProcessSandbox}
-PLANNED = ("docker", "e2b")
+BACKENDS = {"local": LocalSandbox, "process": ProcessSandbox, "docker": DockerSandbox}
+PLANNED = ("e2b",)
 
 
 def make_sandbox(kind: str, spec: SandboxSpec) -> Sandbox:

@@ -26,6 +26,8 @@ class SandboxSpec:
     max_processes: int = 64
     big_value_bytes: int = 1 << 20
     visible_files: tuple[Path, ...] = field(default_factory=tuple)
+    docker_image: str = "python:3.12-slim"
+    cpus: float = 1.0
 
 
 class Sandbox(Protocol):

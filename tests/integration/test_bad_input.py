@@ -143,3 +143,12 @@ def test_unknown_command_and_missing_argument(tmp_path):
     assert_one_line_error(
         run_rlm(["status", "--thread", "never"], tmp_path), "no thread named 'never'", code=2
     )
+
+
+def test_docker_daemon_down(tmp_path, text_file):
+    done = run_rlm(
+        ["run", "q", "--context", str(text_file), "--sandbox", "docker", *LOCAL, "http://127.0.0.1:9/v1"],
+        tmp_path,
+        env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"},
+    )
+    assert_one_line_error(done, "Docker is not reachable", "--sandbox local", code=2)

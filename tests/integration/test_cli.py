@@ -198,3 +198,24 @@ def test_threads_lists_and_reset_forgets_and_collects_blobs(tmp_path, database):
     assert "drop" not in run_rlm(["threads", *db], tmp_path).stdout
     gone = run_rlm(["status", "--thread", "drop", *db], tmp_path)
     assert gone.returncode == 2 and "no thread named 'drop'" in gone.stderr
+
+
+def test_docker_sandbox_end_to_end_leaves_no_container(tmp_path):
+    from tests.conftest import TEST_IMAGE, need_docker
+
+    need_docker()
+    import docker
+
+    context = tmp_path / "data.txt"
+    context.write_text("docker " * 1000)
+
+    def model(messages):
+        code = "import os\nFINAL(f'{len(context)} {os.getuid()} {open(\"/proc/1/cmdline\").read()[:11]}')"
+        return f"```repl\n{code}\n```" if is_root_call(messages) else "summary"
+
+    with ScriptedOpenAIServer(model) as server:
+        flags = ["--sandbox", "docker", "--docker-image", TEST_IMAGE, *model_flags(server)]
+        done = run_rlm(["run", "how long?", "-c", str(context), *flags], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "7000 65534 /sbin/docke"
+    assert docker.from_env().containers.list(all=True, filters={"label": "langgraph-rlm"}) == []

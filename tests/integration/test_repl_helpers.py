@@ -1,14 +1,10 @@
-"""Every name the REPL offers, on the real bubblewrap sandbox and on the plain process backend."""
+"""The conformance suite, part one: every name the REPL offers, the same on every backend."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import NoSubCalls, context_of
-
-pytestmark = pytest.mark.parametrize("backend", ["local", "process"])
 
 LOG = "\n".join(f"line {i}: {'ERROR disk full' if i % 250 == 0 else 'ok'}" for i in range(1, 1001)) + "\n"
 
@@ -154,3 +150,19 @@ async def test_errors_show_a_traceback_of_the_cell_only(backend, open_session):
     assert "<cell" in result.error and "repl_worker" not in result.error
     syntax = await run(session, "def (")
     assert "SyntaxError" in syntax.error
+
+
+async def test_a_snapshot_restores_into_a_fresh_worker(backend, open_session, blobs):
+    session = await open_session(backend)
+    ctx = [context_of(blobs, "the context " * 200_000)]
+    first = await run(
+        session,
+        "import re\nclass Counter:\n    def __init__(self):\n        self.n = 0\n"
+        "counter = Counter()\ncounter.n = 5\ntwice = lambda x: 2 * x\nwords = re.findall('context', context[:100])",
+        ctx,
+    )
+    assert first.error is None, first.error
+    await session.close()
+    await session.ensure(first.snapshot)
+    result = await run(session, "print(counter.n, twice(21), len(words), re.__name__, len(context))", ctx)
+    assert result.stdout.strip() == f"5 42 8 re {len('the context ' * 200_000)}"

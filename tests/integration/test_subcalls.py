@@ -6,7 +6,7 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
 from langgraph_rlm import build_rlm_graph, close_sandboxes
-from tests.conftest import need_bwrap
+from tests.conftest import TEST_IMAGE, need_bwrap
 from tests.openai_server import ScriptedOpenAIServer
 from tests.scripted_models import ScriptedChatModel, steps
 
@@ -33,9 +33,10 @@ async def ask(server, tmp_path, code: str, **settings):
     return await graph.ainvoke({"query": "q"}, {"configurable": {"thread_id": "t"}})
 
 
-async def test_batched_prompts_run_concurrently_up_to_the_default_of_16(tmp_path):
+async def test_batched_prompts_run_concurrently_up_to_the_default_of_16(tmp_path, backend):
+    code = "out = llm_query_batched([f'p{i}' for i in range(48)])"
     with ScriptedOpenAIServer(sub_model, delay=0.2) as server:
-        result = await ask(server, tmp_path, "out = llm_query_batched([f'p{i}' for i in range(48)])")
+        result = await ask(server, tmp_path, code, sandbox=backend, docker_image=TEST_IMAGE)
     assert eval(result["answer"]) == [f"P{i}" for i in range(48)]
     assert len(server.log) == 48
     assert 12 <= server.max_overlap() <= 16

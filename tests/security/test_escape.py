@@ -1,4 +1,4 @@
-"""Attacks on the local sandbox's isolation promises; each must fail from inside the REPL."""
+"""The conformance suite, part two: attacks on every isolating backend; each must fail from inside."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ async def run(session, code: str):
     return await session.run(code, contexts=[], subcalls=NoSubCalls(), timeout=30, output_limit=20_000)
 
 
-async def test_a_file_beside_an_allowed_context_cannot_be_read(open_session, tmp_path: Path):
+async def test_a_file_beside_an_allowed_context_cannot_be_read(isolated_backend, open_session, tmp_path: Path):
     context = tmp_path / "context.txt"
     context.write_text("public")
     secret = tmp_path / "secret.txt"
     secret.write_text("TOP-SECRET")
-    session = await open_session(files=(context,))
+    session = await open_session(isolated_backend, files=(context,))
     result = await run(
         session,
         f"print(open({str(context)!r}).read())\n"
@@ -37,22 +37,22 @@ async def test_a_file_beside_an_allowed_context_cannot_be_read(open_session, tmp
     assert "TOP-SECRET" not in result.stdout
 
 
-async def test_symlinks_and_dotdot_cannot_widen_load_file(open_session, tmp_path: Path):
+async def test_symlinks_and_dotdot_cannot_widen_load_file(isolated_backend, open_session, tmp_path: Path):
     allowed = tmp_path / "allowed"
     allowed.mkdir()
     (tmp_path / "secret.txt").write_text("TOP-SECRET")
     (allowed / "link.txt").symlink_to(tmp_path / "secret.txt")
-    session = await open_session(folders=(allowed,))
+    session = await open_session(isolated_backend, folders=(allowed,))
     for path in (allowed / "link.txt", allowed / ".." / "secret.txt", Path("/etc/passwd")):
         result = await run(session, f"load_file({str(path)!r})")
         assert "PermissionError" in result.error, path
         assert "TOP-SECRET" not in result.stdout
 
 
-async def test_the_host_environment_is_not_visible(open_session, monkeypatch):
+async def test_the_host_environment_is_not_visible(isolated_backend, open_session, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-should-never-leak")
     monkeypatch.setenv("RLM_TEST_SECRET", "hunter2")
-    session = await open_session()
+    session = await open_session(isolated_backend)
     result = await run(
         session,
         "import os\nprint(sorted(os.environ))\nprint(open('/proc/self/environ','rb').read())\n"
@@ -63,7 +63,7 @@ async def test_the_host_environment_is_not_visible(open_session, monkeypatch):
     assert "OPENAI_API_KEY" not in result.stdout
 
 
-async def test_no_network_not_even_loopback(open_session):
+async def test_no_network_not_even_loopback(isolated_backend, open_session):
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
@@ -77,7 +77,7 @@ async def test_no_network_not_even_loopback(open_session):
 
     thread = threading.Thread(target=accept)
     thread.start()
-    session = await open_session()
+    session = await open_session(isolated_backend)
     result = await run(
         session,
         "import socket\n"
@@ -92,9 +92,9 @@ async def test_no_network_not_even_loopback(open_session):
     assert accepted == []
 
 
-async def test_writes_to_host_paths_fail_and_tmp_is_private(open_session, tmp_path: Path):
+async def test_writes_to_host_paths_fail_and_tmp_is_private(isolated_backend, open_session, tmp_path: Path):
     marker = f"rlm-escape-{os.getpid()}"
-    session = await open_session()
+    session = await open_session(isolated_backend)
     result = await run(
         session,
         "import os\n"
@@ -110,8 +110,8 @@ async def test_writes_to_host_paths_fail_and_tmp_is_private(open_session, tmp_pa
     assert not (tmp_path / marker).exists()
 
 
-async def test_the_worker_runs_without_root_privileges(open_session):
-    session = await open_session()
+async def test_the_worker_runs_without_root_privileges(isolated_backend, open_session):
+    session = await open_session(isolated_backend)
     result = await run(session, "import os\nprint(os.getuid() != 0 or open('/proc/self/status').read())")
     status = result.stdout
     assert status.strip() == "True" or "CapEff:\t0000000000000000" in status

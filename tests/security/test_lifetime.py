@@ -69,3 +69,30 @@ def test_killing_the_host_kills_the_sandbox(backend, tmp_path):
         assert workers_marked(mark) == []
     finally:
         host.kill()
+
+
+def test_a_container_orphaned_by_a_killed_host_is_removed(tmp_path):
+    from tests.conftest import TEST_IMAGE, need_docker
+
+    need_docker()
+    import docker
+
+    client = docker.from_env()
+    mark = 3000 + os.getpid() % 1000 + 1
+    host = subprocess.Popen(
+        [sys.executable, "-c", HOST.replace("SandboxSpec(", f"SandboxSpec(docker_image={TEST_IMAGE!r}, "),
+         str(tmp_path), "docker", str(mark)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert host.stdout.readline().strip() == "ready"
+        host.send_signal(signal.SIGKILL)
+        host.wait()
+        orphans = client.containers.list(all=True, filters={"label": "langgraph-rlm"})
+        assert orphans, "a killed host leaves its container (the next start collects it)"
+        from langgraph_rlm.sandboxes.docker import remove_orphans
+
+        remove_orphans(client)
+        assert client.containers.list(all=True, filters={"label": "langgraph-rlm"}) == []
+    finally:
+        host.kill()

@@ -1,4 +1,5 @@
-"""A cell that loops, hogs memory, forks without end or kills the worker: the session survives."""
+"""The conformance suite, part three: a cell that loops, hogs memory, forks without end or kills the
+worker; the session survives on every backend (the plain process backend sets no memory or process limit)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ async def run(session, code: str, timeout: float = 30):
     return await session.run(code, contexts=[], subcalls=NoSubCalls(), timeout=timeout, output_limit=20_000)
 
 
-async def test_infinite_loop_times_out_and_keeps_the_namespace(open_session):
-    session = await open_session()
+async def test_infinite_loop_times_out_and_keeps_the_namespace(backend, open_session):
+    session = await open_session(backend)
     await run(session, "kept = 'before the loop'")
     result = await run(session, "n = 0\nwhile True:\n    n += 1", timeout=1)
     assert "TimeoutError" in result.error
@@ -20,11 +21,11 @@ async def test_infinite_loop_times_out_and_keeps_the_namespace(open_session):
     assert after.stdout.strip() == "before the loop True"
 
 
-async def test_a_cell_that_disarms_the_timeout_is_killed_and_restored(open_session, monkeypatch):
+async def test_a_cell_that_disarms_the_timeout_is_killed_and_restored(backend, open_session, monkeypatch):
     from langgraph_rlm.sandboxes import session as session_module
 
     monkeypatch.setattr(session_module, "HARD_TIMEOUT_GRACE", 2.0)
-    session = await open_session()
+    session = await open_session(backend)
     await run(session, "kept = 41")
     result = await run(
         session, "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nwhile True: pass", 1
@@ -34,8 +35,8 @@ async def test_a_cell_that_disarms_the_timeout_is_killed_and_restored(open_sessi
     assert after.stdout.strip() == "42"
 
 
-async def test_memory_bomb_fails_inside_the_cell(open_session):
-    session = await open_session(memory_mb=512)
+async def test_memory_bomb_fails_inside_the_cell(isolated_backend, open_session):
+    session = await open_session(isolated_backend, memory_mb=512)
     await run(session, "kept = [1, 2, 3]")
     result = await run(session, "hog = []\nwhile True:\n    hog.append(bytearray(50 * 1024 * 1024))")
     assert "MemoryError" in result.error
@@ -43,8 +44,8 @@ async def test_memory_bomb_fails_inside_the_cell(open_session):
     assert after.stdout.strip() == "6"
 
 
-async def test_fork_bomb_is_capped_and_cleaned_up(open_session):
-    session = await open_session(max_processes=32)
+async def test_fork_bomb_is_capped_and_cleaned_up(isolated_backend, open_session):
+    session = await open_session(isolated_backend, max_processes=32)
     await run(session, "kept = 'alive'")
     result = await run(session, "import os\nwhile True:\n    os.fork()", timeout=10)
     assert "BlockingIOError" in result.error or "Resource temporarily unavailable" in result.error
@@ -62,9 +63,9 @@ WORKER_DEATHS = {
 
 
 @pytest.mark.parametrize("death", sorted(WORKER_DEATHS))
-async def test_a_dead_worker_is_replaced_and_restored_to_the_last_snapshot(open_session, death):
+async def test_a_dead_worker_is_replaced_and_restored_to_the_last_snapshot(backend, open_session, death):
     code, reason = WORKER_DEATHS[death]
-    session = await open_session()
+    session = await open_session(backend)
     await run(session, "def double(x):\n    return 2 * x\nkept = 21")
     result = await run(session, f"lost_value = 1\n{code}")
     assert "WorkerDied" in result.error and reason in result.error

@@ -1,0 +1,185 @@
+"""The worker in one long-lived, hardened Docker container per session.
+
+Any image with python3 works: the worker and cloudpickle are bind-mounted read-only, not baked
+in. The host channel is the container's attach stream, so the container needs no network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import struct
+from typing import Any
+
+from langgraph_rlm.sandboxes.base import SandboxSpec, SandboxUnavailable, WorkerDied
+from langgraph_rlm.sandboxes.channel import STREAM_LIMIT, WorkerChannel
+from langgraph_rlm.sandboxes.process import CLOUDPICKLE_DIR, START_TIMEOUT, WORKER_PATH
+
+INSIDE = "/opt/rlm"
+LABEL = "langgraph-rlm"
+NOBODY = "65534:65534"
+MEMORY_HEADROOM_MB = 256
+ENVIRONMENT = {"HOME": "/tmp", "LANG": "C.UTF-8", "PYTHONPATH": f"{INSIDE}/lib", "PYTHONDONTWRITEBYTECODE": "1"}
+HINT = "start the Docker daemon, or choose --sandbox local, e2b or process"
+
+
+def docker_client() -> Any:
+    """A client that has answered a ping; SandboxUnavailable with one line otherwise."""
+    import docker
+
+    try:
+        client = docker.from_env(timeout=10)
+        client.ping()
+    except Exception as exc:
+        reason = str(exc).split("(")[0].strip() or type(exc).__name__
+        raise SandboxUnavailable(f"Docker is not reachable ({reason}): {HINT}") from None
+    return client
+
+
+def host_label() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def remove_orphans(client: Any) -> None:
+    """Containers left by a host process of this machine that no longer runs."""
+    hostname = socket.gethostname()
+    for container in client.containers.list(all=True, filters={"label": LABEL}):
+        owner_host, _, owner_pid = container.labels.get(f"{LABEL}.host", "").rpartition(":")
+        if owner_host == hostname and owner_pid.isdigit() and not os.path.exists(f"/proc/{owner_pid}"):
+            with contextlib.suppress(Exception):
+                container.remove(force=True)
+
+
+class DockerSandbox:
+    kind = "docker"
+    isolated = True
+
+    def __init__(self, spec: SandboxSpec) -> None:
+        self.spec = spec
+        self.container: Any = None
+        self.socket: Any = None
+        self.stderr = bytearray()
+
+    @classmethod
+    def check_available(cls) -> None:
+        docker_client()
+
+    def container_options(self) -> dict[str, Any]:
+        volumes = {
+            str(WORKER_PATH): {"bind": f"{INSIDE}/repl_worker.py", "mode": "ro"},
+            str(CLOUDPICKLE_DIR): {"bind": f"{INSIDE}/lib/cloudpickle", "mode": "ro"},
+        }
+        for path in self.spec.visible_files:
+            volumes[str(path)] = {"bind": str(path), "mode": "ro"}
+        memory = self.spec.memory_mb
+        return {
+            "image": self.spec.docker_image,
+            "command": [
+                "python3", "-s", f"{INSIDE}/repl_worker.py", "--isolated",
+                "--memory-mb", str(memory), "--big-value", str(self.spec.big_value_bytes),
+            ],
+            "stdin_open": True,
+            "detach": True,
+            "init": True,
+            "user": NOBODY,
+            "network_mode": "none",
+            "read_only": True,
+            "tmpfs": {"/tmp": f"size={memory}m,mode=1777"},
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges"],
+            "mem_limit": f"{memory + MEMORY_HEADROOM_MB}m",
+            "nano_cpus": int(self.spec.cpus * 1e9),
+            "pids_limit": self.spec.max_processes,
+            "environment": ENVIRONMENT,
+            "working_dir": "/tmp",
+            "volumes": volumes,
+            "labels": {LABEL: "worker", f"{LABEL}.host": host_label()},
+        }
+
+    async def start(self) -> WorkerChannel:
+        client = await asyncio.to_thread(docker_client)
+        await asyncio.to_thread(remove_orphans, client)
+        self.container = await asyncio.to_thread(self._create, client)
+        attached = await asyncio.to_thread(
+            client.api.attach_socket, self.container.id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+        )
+        self.socket = attached._sock
+        await asyncio.to_thread(self.container.start)
+        reader, writer = await asyncio.open_connection(sock=self.socket, limit=STREAM_LIMIT)
+        stdout = asyncio.StreamReader(limit=STREAM_LIMIT)
+        self.demuxer = asyncio.create_task(self._demux(reader, stdout))
+        channel = WorkerChannel(stdout, writer)
+        try:
+            await asyncio.wait_for(channel.expect("ready"), START_TIMEOUT)
+        except (WorkerDied, TimeoutError):
+            await asyncio.sleep(0.2)
+            reason = self.stderr.decode(errors="replace").strip().splitlines() or [await self.describe_exit()]
+            await self.stop()
+            raise SandboxUnavailable(f"the docker sandbox could not start its worker: {reason[-1]}") from None
+        return channel
+
+    def _create(self, client: Any) -> Any:
+        import docker
+
+        options = self.container_options()
+        try:
+            return client.containers.create(**options)
+        except docker.errors.ImageNotFound:
+            try:
+                client.images.pull(options["image"])
+            except Exception as exc:
+                raise SandboxUnavailable(
+                    f"the Docker image {options['image']} is not here and could not be pulled "
+                    f"({str(exc).splitlines()[0][:160]}): set --docker-image to an image with python3"
+                ) from None
+            return client.containers.create(**options)
+
+    async def _demux(self, reader: asyncio.StreamReader, stdout: asyncio.StreamReader) -> None:
+        """Docker multiplexes stdout and stderr on the attach stream: an 8-byte header a frame."""
+        try:
+            while True:
+                header = await reader.readexactly(8)
+                kind, size = header[0], struct.unpack(">I", header[4:])[0]
+                payload = await reader.readexactly(size)
+                if kind == 1:
+                    stdout.feed_data(payload)
+                else:
+                    self.stderr += payload[-4096:]
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            stdout.feed_eof()
+
+    async def describe_exit(self) -> str:
+        if self.container is None:
+            return "the worker's container is gone"
+        try:
+            await asyncio.to_thread(self.container.reload)
+            state = self.container.attrs["State"]
+        except Exception:
+            return "the worker's container is gone"
+        if state.get("OOMKilled"):
+            return "the worker was killed by the out-of-memory killer"
+        if state.get("Running"):
+            return "the worker stopped answering"
+        code = state.get("ExitCode")
+        if code and 128 < code < 160:
+            import signal
+
+            return f"the worker was killed by {signal.Signals(code - 128).name}"
+        return f"the worker exited with status {code}"
+
+    async def stop(self) -> None:
+        if self.socket is not None:
+            with contextlib.suppress(OSError):
+                self.socket.shutdown(socket.SHUT_WR)
+        if self.container is not None:
+            container, self.container = self.container, None
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(container.remove, force=True)
+        if self.socket is not None:
+            with contextlib.suppress(OSError):
+                self.socket.close()
+            self.socket = None
