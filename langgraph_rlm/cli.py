@@ -280,6 +280,23 @@ def reset(thread: str, **store: str | None) -> None:
     stderr.print(f"thread {thread} reset; {removed} blob(s) collected, {freed:,} bytes freed")
 
 
+@main.command()
+@settings_options
+@handle_errors
+def doctor(thread: str, quiet: bool, **options: Any) -> None:
+    """Report which sandboxes can run here and which model credentials are present."""
+    from langgraph_rlm.doctor import credential_names, model_checks, sandbox_checks
+
+    settings = build_settings(options)
+    table = Table("check", "status", "detail")
+    for check in [*sandbox_checks(settings), *model_checks(settings)]:
+        status = "[green]ok[/]" if check.ok else "[red]unavailable[/]"
+        table.add_row(check.name, status, escape(check.detail))
+    stdout.print(table)
+    names = credential_names()
+    stdout.print(f"credentials in the environment (names only): {', '.join(names) or 'none'}")
+
+
 # --- helpers ------------------------------------------------------------------------------------
 
 

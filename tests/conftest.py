@@ -69,16 +69,28 @@ def ensure_test_image(client) -> None:
     except docker.errors.ImageNotFound:
         pass
     if shutil.which("debootstrap") is None or os.geteuid() != 0:
-        unavailable(f"the test image {TEST_IMAGE} is missing and cannot be built here (needs root and debootstrap)")
+        unavailable(
+            f"the test image {TEST_IMAGE} is missing and cannot be built here (needs root and debootstrap)"
+        )
     import tempfile
 
     with tempfile.TemporaryDirectory() as root:
         subprocess.run(
-            ["debootstrap", "--variant=minbase", "--include=python3", "bookworm", root, "http://deb.debian.org/debian"],
-            check=True, capture_output=True,
+            [
+                "debootstrap",
+                "--variant=minbase",
+                "--include=python3",
+                "bookworm",
+                root,
+                "http://deb.debian.org/debian",
+            ],
+            check=True,
+            capture_output=True,
         )
         tar = subprocess.Popen(["tar", "-C", root, "-c", "."], stdout=subprocess.PIPE)
-        subprocess.run(["docker", "import", "-", TEST_IMAGE], stdin=tar.stdout, check=True, capture_output=True)
+        subprocess.run(
+            ["docker", "import", "-", TEST_IMAGE], stdin=tar.stdout, check=True, capture_output=True
+        )
         tar.wait()
 
 

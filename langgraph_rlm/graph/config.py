@@ -41,7 +41,9 @@ class RLMSettings:
         env="RLM_SANDBOX",
     )
     docker_image: str = setting(
-        "python:3.12-slim", "Image for --sandbox docker; any image with python3 works.", env="RLM_DOCKER_IMAGE"
+        "python:3.12-slim",
+        "Image for --sandbox docker; any image with python3 works.",
+        env="RLM_DOCKER_IMAGE",
     )
     docker_cpus: float = setting(1.0, "CPUs the docker sandbox may use.", env="RLM_DOCKER_CPUS")
     max_iterations: int = setting(

@@ -23,7 +23,7 @@ def check_available(kind: str) -> None:
         return
     if kind in PLANNED:
         raise SandboxUnavailable(
-            f"the {kind} sandbox is not available in this version; use --sandbox local (bubblewrap) "
-            "or --sandbox process (no isolation)"
+            f"the {kind} sandbox is not available in this version; use --sandbox local (bubblewrap), "
+            "--sandbox docker, or --sandbox process (no isolation)"
         )
     raise SandboxUnavailable(f"unknown sandbox {kind!r}: choose local, docker, e2b or process")

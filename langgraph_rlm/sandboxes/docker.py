@@ -21,7 +21,12 @@ INSIDE = "/opt/rlm"
 LABEL = "langgraph-rlm"
 NOBODY = "65534:65534"
 MEMORY_HEADROOM_MB = 256
-ENVIRONMENT = {"HOME": "/tmp", "LANG": "C.UTF-8", "PYTHONPATH": f"{INSIDE}/lib", "PYTHONDONTWRITEBYTECODE": "1"}
+ENVIRONMENT = {
+    "HOME": "/tmp",
+    "LANG": "C.UTF-8",
+    "PYTHONPATH": f"{INSIDE}/lib",
+    "PYTHONDONTWRITEBYTECODE": "1",
+}
 HINT = "start the Docker daemon, or choose --sandbox local, e2b or process"
 
 
@@ -33,8 +38,9 @@ def docker_client() -> Any:
         client = docker.from_env(timeout=10)
         client.ping()
     except Exception as exc:
-        reason = str(exc).split("(")[0].strip() or type(exc).__name__
-        raise SandboxUnavailable(f"Docker is not reachable ({reason}): {HINT}") from None
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        where = os.environ.get("DOCKER_HOST", "the default socket")
+        raise SandboxUnavailable(f"Docker is not reachable at {where} ({reason}): {HINT}") from None
     return client
 
 
@@ -77,8 +83,14 @@ class DockerSandbox:
         return {
             "image": self.spec.docker_image,
             "command": [
-                "python3", "-s", f"{INSIDE}/repl_worker.py", "--isolated",
-                "--memory-mb", str(memory), "--big-value", str(self.spec.big_value_bytes),
+                "python3",
+                "-s",
+                f"{INSIDE}/repl_worker.py",
+                "--isolated",
+                "--memory-mb",
+                str(memory),
+                "--big-value",
+                str(self.spec.big_value_bytes),
             ],
             "stdin_open": True,
             "detach": True,
@@ -103,7 +115,9 @@ class DockerSandbox:
         await asyncio.to_thread(remove_orphans, client)
         self.container = await asyncio.to_thread(self._create, client)
         attached = await asyncio.to_thread(
-            client.api.attach_socket, self.container.id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+            client.api.attach_socket,
+            self.container.id,
+            params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1},
         )
         self.socket = attached._sock
         await asyncio.to_thread(self.container.start)

@@ -219,3 +219,19 @@ def test_docker_sandbox_end_to_end_leaves_no_container(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "7000 65534 /sbin/docke"
     assert docker.from_env().containers.list(all=True, filters={"label": "langgraph-rlm"}) == []
+
+
+def test_doctor_reports_sandboxes_and_credential_names_only(tmp_path):
+    done = run_rlm(
+        ["doctor"],
+        tmp_path,
+        env={"OPENAI_API_KEY": "sk-secret-value", "DOCKER_HOST": "unix:///nonexistent.sock"},
+    )
+    assert done.returncode == 0, done.stderr
+    rows = {line.split("│")[1].strip(): line for line in done.stdout.splitlines() if line.count("│") >= 3}
+    assert {"local", "process", "docker", "e2b"} <= set(rows)
+    assert "unavailable" in rows["docker"]
+    assert "OPENAI_API_KEY" in done.stdout and "sk-secret-value" not in done.stdout
+    no_bwrap = run_rlm(["doctor"], tmp_path, env={"PATH": "/nonexistent"})
+    local = next(line for line in no_bwrap.stdout.splitlines() if line.startswith("│ local"))
+    assert "unavailable" in local

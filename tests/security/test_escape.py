@@ -15,7 +15,9 @@ async def run(session, code: str):
     return await session.run(code, contexts=[], subcalls=NoSubCalls(), timeout=30, output_limit=20_000)
 
 
-async def test_a_file_beside_an_allowed_context_cannot_be_read(isolated_backend, open_session, tmp_path: Path):
+async def test_a_file_beside_an_allowed_context_cannot_be_read(
+    isolated_backend, open_session, tmp_path: Path
+):
     context = tmp_path / "context.txt"
     context.write_text("public")
     secret = tmp_path / "secret.txt"

@@ -80,9 +80,16 @@ def test_a_container_orphaned_by_a_killed_host_is_removed(tmp_path):
     client = docker.from_env()
     mark = 3000 + os.getpid() % 1000 + 1
     host = subprocess.Popen(
-        [sys.executable, "-c", HOST.replace("SandboxSpec(", f"SandboxSpec(docker_image={TEST_IMAGE!r}, "),
-         str(tmp_path), "docker", str(mark)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            HOST.replace("SandboxSpec(", f"SandboxSpec(docker_image={TEST_IMAGE!r}, "),
+            str(tmp_path),
+            "docker",
+            str(mark),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert host.stdout.readline().strip() == "ready"

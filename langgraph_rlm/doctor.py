@@ -1,0 +1,81 @@
+"""What can run on this machine: each sandbox, and which model credentials are present."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+from langgraph_rlm.graph.config import SANDBOXES, RLMSettings
+from langgraph_rlm.sandboxes import check_available
+from langgraph_rlm.sandboxes.base import SandboxUnavailable
+
+CREDENTIAL_SUFFIXES = ("_API_KEY", "_API_TOKEN", "_ACCESS_KEY_ID")
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def sandbox_checks(settings: RLMSettings) -> list[Check]:
+    return [check_sandbox(kind, settings) for kind in SANDBOXES]
+
+
+def check_sandbox(kind: str, settings: RLMSettings) -> Check:
+    try:
+        check_available(kind)
+    except SandboxUnavailable as exc:
+        return Check(kind, False, str(exc))
+    if kind == "local":
+        return probe_bubblewrap()
+    if kind == "docker":
+        return probe_docker(settings.docker_image)
+    return Check(kind, True, "runs the worker as a plain child process: no isolation")
+
+
+def probe_bubblewrap() -> Check:
+    """bwrap can be installed and still refuse to start (no user namespaces): try it."""
+    bwrap = shutil.which("bwrap") or "bwrap"
+    probe = subprocess.run(
+        [bwrap, "--ro-bind", "/", "/", "--unshare-all", "--die-with-parent", "true"],
+        capture_output=True,
+        text=True,
+    )
+    version = subprocess.run([bwrap, "--version"], capture_output=True, text=True).stdout.strip()
+    if probe.returncode != 0:
+        return Check("local", False, f"{version} cannot start a sandbox: {probe.stderr.strip()}")
+    return Check("local", True, f"{version}: network, files, processes and memory isolated")
+
+
+def probe_docker(image: str) -> Check:
+    from langgraph_rlm.sandboxes.docker import docker_client
+
+    client = docker_client()
+    version = client.version().get("Version", "?")
+    try:
+        client.images.get(image)
+        has_image = f"image {image} present"
+    except Exception:
+        has_image = f"image {image} not present yet (it is pulled on first use; --docker-image to change)"
+    return Check("docker", True, f"Docker {version}; {has_image}")
+
+
+def credential_names() -> list[str]:
+    """Names of the provider credentials set in the environment; never their values."""
+    return sorted(k for k, v in os.environ.items() if k.endswith(CREDENTIAL_SUFFIXES) and v.strip())
+
+
+def model_checks(settings: RLMSettings) -> list[Check]:
+    from langgraph_rlm.llm.models import missing_credentials
+
+    checks = []
+    for role, model in (("model", settings.model), ("sub-model", settings.sub_model)):
+        missing = missing_credentials(model, settings.api_base)
+        where = f" via {settings.api_base}" if settings.api_base else ""
+        detail = f"needs {', '.join(missing)}" if missing else f"credentials present{where}"
+        checks.append(Check(f"{role} {model}", not missing, detail))
+    return checks
