@@ -37,7 +37,7 @@ def need_bwrap() -> None:
 
 
 TEST_IMAGE = "rlm-test-python3:bookworm"
-BACKENDS = ("local", "process", "docker")
+BACKENDS = ("local", "process", "docker", "e2b")
 ISOLATED_BACKENDS = ("local", "docker")
 
 
@@ -94,11 +94,27 @@ def ensure_test_image(client) -> None:
         tar.wait()
 
 
+_e2b_stand_in = []
+
+
+def need_e2b() -> None:
+    """The real E2B SDK in debug mode, pointed at tests/e2b_server.py for the whole test run."""
+    if not _e2b_stand_in:
+        from tests.e2b_server import E2BStandIn
+
+        server = E2BStandIn().__enter__()
+        _e2b_stand_in.append(server)
+        os.environ["E2B_DEBUG"] = "true"
+        os.environ["E2B_SANDBOX_URL"] = server.url
+
+
 def need_backend(kind: str) -> None:
     if kind == "local":
         need_bwrap()
     elif kind == "docker":
         need_docker()
+    elif kind == "e2b":
+        need_e2b()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -135,7 +151,10 @@ async def open_session(blobs: FileBlobStore) -> AsyncIterator[Callable[..., Awai
         kind: str = "local", files: tuple[Path, ...] = (), folders: tuple[Path, ...] = (), **spec: Any
     ) -> ReplSession:
         need_backend(kind)
-        sandbox_spec = SandboxSpec(visible_files=tuple(files), docker_image=TEST_IMAGE, **spec)
+        workdir = str(blobs.root.parent / "e2b")
+        sandbox_spec = SandboxSpec(
+            visible_files=tuple(files), docker_image=TEST_IMAGE, e2b_workdir=workdir, **spec
+        )
         session = ReplSession(lambda: make_sandbox(kind, sandbox_spec), blobs, FileGate(files, folders))
         await session.ensure(None)
         sessions.append(session)

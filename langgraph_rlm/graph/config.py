@@ -46,6 +46,9 @@ class RLMSettings:
         env="RLM_DOCKER_IMAGE",
     )
     docker_cpus: float = setting(1.0, "CPUs the docker sandbox may use.", env="RLM_DOCKER_CPUS")
+    e2b_workdir: str = setting(
+        "/home/user/.rlm", "Folder inside an E2B sandbox for the worker and its files.", env="RLM_E2B_WORKDIR"
+    )
     max_iterations: int = setting(
         30, "Root model steps per question before a best answer is asked.", env="RLM_MAX_ITERATIONS"
     )

@@ -31,6 +31,7 @@ class Resources:
             visible_files=tuple(files),
             docker_image=settings.docker_image,
             cpus=settings.docker_cpus,
+            e2b_workdir=settings.e2b_workdir,
         )
         session = await self.pool.session(
             key,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from langgraph_rlm.sandboxes.base import Sandbox, SandboxSpec, SandboxUnavailable
 from langgraph_rlm.sandboxes.docker import DockerSandbox
+from langgraph_rlm.sandboxes.e2b import E2BSandbox
 from langgraph_rlm.sandboxes.local import LocalSandbox
 from langgraph_rlm.sandboxes.process import ProcessSandbox
 
-BACKENDS = {"local": LocalSandbox, "process": ProcessSandbox, "docker": DockerSandbox}
-PLANNED = ("e2b",)
+BACKENDS = {"local": LocalSandbox, "process": ProcessSandbox, "docker": DockerSandbox, "e2b": E2BSandbox}
 
 
 def make_sandbox(kind: str, spec: SandboxSpec) -> Sandbox:
@@ -21,9 +21,4 @@ def check_available(kind: str) -> None:
     if kind in BACKENDS:
         BACKENDS[kind].check_available()
         return
-    if kind in PLANNED:
-        raise SandboxUnavailable(
-            f"the {kind} sandbox is not available in this version; use --sandbox local (bubblewrap), "
-            "--sandbox docker, or --sandbox process (no isolation)"
-        )
     raise SandboxUnavailable(f"unknown sandbox {kind!r}: choose local, docker, e2b or process")

@@ -28,6 +28,7 @@ class SandboxSpec:
     visible_files: tuple[Path, ...] = field(default_factory=tuple)
     docker_image: str = "python:3.12-slim"
     cpus: float = 1.0
+    e2b_workdir: str = "/home/user/.rlm"
 
 
 class Sandbox(Protocol):

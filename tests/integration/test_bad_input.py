@@ -152,3 +152,12 @@ def test_docker_daemon_down(tmp_path, text_file):
         env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"},
     )
     assert_one_line_error(done, "Docker is not reachable", "--sandbox local", code=2)
+
+
+def test_e2b_without_a_key(tmp_path, text_file):
+    done = run_rlm(
+        ["run", "q", "--context", str(text_file), "--sandbox", "e2b", *LOCAL, "http://127.0.0.1:9/v1"],
+        tmp_path,
+        env={"E2B_API_KEY": "", "E2B_DEBUG": ""},
+    )
+    assert_one_line_error(done, "E2B_API_KEY is not set", code=2)

@@ -235,3 +235,30 @@ def test_doctor_reports_sandboxes_and_credential_names_only(tmp_path):
     no_bwrap = run_rlm(["doctor"], tmp_path, env={"PATH": "/nonexistent"})
     local = next(line for line in no_bwrap.stdout.splitlines() if line.startswith("│ local"))
     assert "unavailable" in local
+
+
+def test_e2b_sandbox_end_to_end_with_the_real_sdk(tmp_path):
+    from tests.conftest import need_e2b
+
+    need_e2b()
+    context = tmp_path / "data.txt"
+    context.write_text("e2b " * 2500)
+
+    def model(messages):
+        if not is_root_call(messages):
+            return "sub-answer"
+        return "```repl\nFINAL(f'{len(context)} {llm_query(\"ping\")}')\n```"
+
+    with ScriptedOpenAIServer(model) as server:
+        flags = ["--sandbox", "e2b", "--e2b-workdir", str(tmp_path / "e2b"), *model_flags(server)]
+        done = run_rlm(["run", "how long?", "-c", str(context), *flags], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "10000 sub-answer"
+    from tests.conftest import _e2b_stand_in
+
+    assert not any("e2b e2b" in code or "def run_cell" in code for code in _e2b_stand_in[0].codes)
+    uploaded = tmp_path / "e2b" / "repl_worker.py"
+    assert (
+        uploaded.read_bytes()
+        == (Path(__file__).parents[2] / "langgraph_rlm/sandboxes/worker/repl_worker.py").read_bytes()
+    )

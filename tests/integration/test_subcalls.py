@@ -36,7 +36,14 @@ async def ask(server, tmp_path, code: str, **settings):
 async def test_batched_prompts_run_concurrently_up_to_the_default_of_16(tmp_path, backend):
     code = "out = llm_query_batched([f'p{i}' for i in range(48)])"
     with ScriptedOpenAIServer(sub_model, delay=0.2) as server:
-        result = await ask(server, tmp_path, code, sandbox=backend, docker_image=TEST_IMAGE)
+        result = await ask(
+            server,
+            tmp_path,
+            code,
+            sandbox=backend,
+            docker_image=TEST_IMAGE,
+            e2b_workdir=str(tmp_path / "e2b"),
+        )
     assert eval(result["answer"]) == [f"P{i}" for i in range(48)]
     assert len(server.log) == 48
     assert 12 <= server.max_overlap() <= 16

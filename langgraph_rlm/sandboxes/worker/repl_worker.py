@@ -613,18 +613,27 @@ class Outputs:
     """Points fds 1 and 2 at in-memory files, so prints and child processes land there."""
 
     def __init__(self):
-        self.fds = []
-        for target, name in ((1, "stdout"), (2, "stderr")):
-            fd = _memory_file(name)
+        self.fds = [_memory_file("stdout"), _memory_file("stderr")]
+        self.saved = None
+
+    def attach(self):
+        self.saved = (os.dup(1), os.dup(2), sys.stdout, sys.stderr)
+        for fd, target in zip(self.fds, (1, 2)):
             os.dup2(fd, target)
-            os.close(fd)
-            self.fds.append(target)
         sys.stdout = io.TextIOWrapper(
             io.FileIO(1, "w", closefd=False), encoding="utf-8", errors="backslashreplace", write_through=True
         )
         sys.stderr = io.TextIOWrapper(
             io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace", write_through=True
         )
+
+    def detach(self):
+        """Gives fds 1 and 2 back (in a kernel, whose own output they carry)."""
+        out, err, sys.stdout, sys.stderr = self.saved
+        os.dup2(out, 1)
+        os.dup2(err, 2)
+        os.close(out)
+        os.close(err)
 
     def reset(self):
         for fd in self.fds:
@@ -678,6 +687,98 @@ def _die_with_parent():
         pass
 
 
+TAG = "\x1eRLM\x1e"
+
+
+class KernelChannel:
+    """The channel inside a notebook kernel (E2B): frames go out as tagged lines on the cell's
+    output; answers come back as files the host writes, so the sandbox needs no open port."""
+
+    def __init__(self, workdir, fd):
+        self.workdir = workdir
+        self.fd = fd
+        self.lock = threading.Lock()
+        self.counter = 0
+        for folder in ("out", "replies"):
+            os.makedirs(os.path.join(workdir, folder), exist_ok=True)
+
+    def send(self, message, data=None):
+        if data is not None:
+            path = os.path.join(self.workdir, "out", "%d-%d" % (os.getpid(), self._next()))
+            with open(path, "wb") as out:
+                out.write(data)
+            message = dict(message, file=path)
+        line = (TAG + json.dumps(message, separators=(",", ":")) + "\n").encode()
+        with self.lock:
+            while line:
+                line = line[os.write(self.fd, line) :]
+
+    def _next(self):
+        with self.lock:
+            self.counter += 1
+            return self.counter
+
+    def start_request(self, message, data=None):
+        request_id = "k%d" % self._next()
+        self.send(dict(message, id=request_id), data)
+        return request_id
+
+    def wait(self, request_id):
+        path = os.path.join(self.workdir, "replies", request_id + ".json")
+        delay = 0.002
+        while True:
+            try:
+                with open(path) as answer:
+                    reply = json.load(answer)
+                break
+            except (OSError, ValueError):
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+        os.remove(path)
+        data = None
+        if "file" in reply:
+            with open(reply["file"], "rb") as blob:
+                data = blob.read()
+            os.remove(reply["file"])
+        return reply, data
+
+    def request(self, message, data=None):
+        return self.wait(self.start_request(message, data))
+
+    def clean(self):
+        """Files sent earlier were read by the host before it ran this command."""
+        folder = os.path.join(self.workdir, "out")
+        for name in os.listdir(folder):
+            os.remove(os.path.join(folder, name))
+
+
+class KernelSession:
+    """The worker inside a notebook kernel: each command arrives as one executed cell."""
+
+    def __init__(self, workdir, memory_mb=0, big_value=BIG_VALUE):
+        global BIG_VALUE
+        BIG_VALUE = big_value
+        if memory_mb:
+            limit = memory_mb * 1024 * 1024
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        self.channel = KernelChannel(workdir, os.dup(1))
+        self.outputs = Outputs()
+        self.worker = Worker(self.channel, isolated=False)
+        self.channel.send({"op": "ready", "pid": os.getpid(), "pickler": PICKLER_NAME})
+
+    def handle_json(self, text):
+        command = json.loads(text)
+        self.channel.clean()
+        self.outputs.attach()
+        try:
+            reply = self.worker.handle(command["op"], command, self.outputs)
+        except BaseException as exc:
+            reply = {"error": _format_error(exc)}
+        finally:
+            self.outputs.detach()
+        self.channel.send(dict(reply, op="done", id=command["id"]))
+
+
 def main(argv=None):
     global BIG_VALUE
     parser = argparse.ArgumentParser(description=__doc__)
@@ -699,6 +800,7 @@ def main(argv=None):
     os.close(devnull)
     sys.stdin = open(os.devnull)
     outputs = Outputs()
+    outputs.attach()
     channel = Channel(proto_in, proto_out)
     _set_limits(args)
     reader = threading.Thread(target=channel.read_forever, daemon=True)

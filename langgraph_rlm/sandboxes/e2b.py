@@ -1,0 +1,143 @@
+"""The worker in an E2B cloud sandbox, driven through the code interpreter.
+
+The worker module, cloudpickle and every blob (the contexts above all) are uploaded with
+streamed `files.write`, never inlined into code. Each host command is one `run_code`; the
+worker's requests come back as tagged lines on the cell's output, and the host answers by
+writing files. So `llm_query` reaches the host with no port open in the sandbox and no key in it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from typing import Any
+
+from langgraph_rlm.sandboxes.base import SandboxSpec, SandboxUnavailable, WorkerDied
+from langgraph_rlm.sandboxes.channel import Frame, RequestHandler
+from langgraph_rlm.sandboxes.process import CLOUDPICKLE_DIR, WORKER_PATH
+
+TAG = "\x1eRLM\x1e"
+GRACE = 30.0
+
+
+def debug_mode() -> bool:
+    return os.environ.get("E2B_DEBUG", "").lower() in ("1", "true", "yes")
+
+
+class E2BChannel:
+    def __init__(self, sandbox: Any, workdir: str) -> None:
+        self.sandbox = sandbox
+        self.workdir = workdir
+        self._calls = 0
+
+    async def call(self, message: Frame, handle: RequestHandler) -> Frame:
+        """One command as one executed cell; requests printed by the worker are served meanwhile."""
+        self._calls += 1
+        command = {**message, "id": self._calls}
+        done: list[Frame] = []
+        pending = ""
+        tasks: set[asyncio.Task] = set()
+
+        async def on_stdout(output: Any) -> None:
+            nonlocal pending
+            pending += output.line
+            while "\n" in pending:
+                line, pending = pending.split("\n", 1)
+                if not line.startswith(TAG):
+                    continue
+                frame = json.loads(line[len(TAG) :])
+                data = await self.read(frame["file"]) if "file" in frame else None
+                if frame.get("op") == "done" and frame.get("id") == command["id"]:
+                    done.append(frame)
+                elif "id" not in frame:
+                    await handle(frame, data)
+                else:
+                    task = asyncio.create_task(self._answer(frame, data, handle))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+
+        code = f"_rlm.handle_json({json.dumps(command)!r})"
+        try:
+            execution = await self.sandbox.run_code(code, on_stdout=on_stdout, timeout=0)
+        except Exception as exc:
+            raise WorkerDied(f"the E2B execution failed ({type(exc).__name__}: {exc})") from exc
+        finally:
+            for task in tasks:
+                task.cancel()
+        if not done:
+            error = execution.error
+            raise WorkerDied(
+                f"the E2B kernel stopped ({error.name}: {error.value})" if error else "no answer"
+            )
+        return done[0]
+
+    async def read(self, path: str) -> bytes:
+        return bytes(await self.sandbox.files.read(path, format="bytes"))
+
+    async def _answer(self, frame: Frame, data: bytes | None, handle: RequestHandler) -> None:
+        try:
+            reply = await handle(frame, data)
+        except Exception as exc:
+            reply = ({"error": f"{type(exc).__name__}: {exc}"}, None)
+        if reply is None:
+            return
+        message, payload = reply
+        base = f"{self.workdir}/replies/{frame['id']}"
+        if payload is not None:
+            await self.sandbox.files.write(base + ".blob", payload)
+            message = {**message, "file": base + ".blob"}
+        await self.sandbox.files.write(base + ".json", json.dumps(message).encode())
+
+
+class E2BSandbox:
+    kind = "e2b"
+    isolated = True
+
+    def __init__(self, spec: SandboxSpec) -> None:
+        self.spec = spec
+        self.sandbox: Any = None
+        self.last_error = "the E2B sandbox stopped"
+
+    @classmethod
+    def check_available(cls) -> None:
+        if not os.environ.get("E2B_API_KEY", "").strip() and not debug_mode():
+            raise SandboxUnavailable(
+                "E2B_API_KEY is not set: create a key at e2b.dev and export it, or choose --sandbox local, "
+                "docker or process"
+            )
+
+    async def start(self) -> E2BChannel:
+        from e2b_code_interpreter import AsyncSandbox
+
+        self.check_available()
+        workdir = self.spec.e2b_workdir
+        try:
+            self.sandbox = await AsyncSandbox.create()
+            with open(WORKER_PATH, "rb") as worker:
+                await self.sandbox.files.write(f"{workdir}/repl_worker.py", worker)
+            for module in sorted(CLOUDPICKLE_DIR.glob("*.py")):
+                with open(module, "rb") as source:
+                    await self.sandbox.files.write(f"{workdir}/lib/cloudpickle/{module.name}", source)
+            setup = await self.sandbox.run_code(
+                f"import sys\nsys.path[:0] = [{workdir!r}, {workdir + '/lib'!r}]\n"
+                "import importlib, repl_worker\nimportlib.reload(repl_worker)\n"
+                f"_rlm = repl_worker.KernelSession({workdir!r}, {self.spec.memory_mb}, {self.spec.big_value_bytes})"
+            )
+        except Exception as exc:
+            raise SandboxUnavailable(
+                f"the E2B sandbox could not start: {type(exc).__name__}: {exc}"
+            ) from None
+        if setup.error:
+            raise SandboxUnavailable(f"the E2B sandbox could not start its worker: {setup.error.value}")
+        return E2BChannel(self.sandbox, workdir)
+
+    async def describe_exit(self) -> str:
+        return "the worker's E2B kernel stopped"
+
+    async def stop(self) -> None:
+        if self.sandbox is not None:
+            sandbox, self.sandbox = self.sandbox, None
+            with contextlib.suppress(Exception):
+                await sandbox.kill()

@@ -1,0 +1,227 @@
+"""A local stand-in for an E2B code-interpreter sandbox, for the real E2B SDK in debug mode.
+
+It speaks the parts of the protocol the SDK uses: `POST /execute` answered with a JSON-lines
+stream, `POST /files` (multipart or octet-stream) and `GET /files`, `GET /health`. Code runs
+for real in a persistent Python subprocess (the "kernel"), restarted when it dies, as Jupyter
+does. Its filesystem is this machine's: paths are used as given.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import json
+import os
+import queue
+import select
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+KERNEL = r"""
+import json, os, sys, traceback
+marker = sys.argv[1]
+namespace = {"__name__": "__main__"}
+channel = os.fdopen(0, "rb")
+while True:
+    line = channel.readline()
+    if not line:
+        break
+    code = json.loads(line)["code"]
+    error = None
+    try:
+        exec(compile(code, "<cell>", "exec"), namespace)
+    except BaseException as exc:
+        error = {"name": type(exc).__name__, "value": str(exc), "traceback": traceback.format_exc()}
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.write(1, (marker + json.dumps({"error": error}) + "\n").encode())
+"""
+
+
+class Kernel:
+    """A Python process that keeps its namespace between executions."""
+
+    def __init__(self) -> None:
+        self.marker = f"\x1f{uuid.uuid4().hex}\x1f"
+        self.process = subprocess.Popen(
+            [sys.executable, "-u", "-c", KERNEL, self.marker],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"},
+        )
+        self.events: queue.Queue = queue.Queue()
+        threading.Thread(target=self._pump, args=(self.process.stdout, "stdout"), daemon=True).start()
+        threading.Thread(target=self._pump, args=(self.process.stderr, "stderr"), daemon=True).start()
+
+    def _pump(self, stream, kind: str) -> None:
+        for raw in iter(stream.readline, b""):
+            line = raw.decode("utf-8", "replace")
+            if kind == "stdout" and line.startswith(self.marker):
+                self.events.put(("done", json.loads(line[len(self.marker) :])))
+            else:
+                self.events.put((kind, line))
+        if kind == "stdout":
+            self.events.put(("died", None))
+
+    def execute(self, code: str):
+        """Events of one execution; ("waiting", None) now and then while nothing happens."""
+        self.process.stdin.write((json.dumps({"code": code}) + "\n").encode())
+        self.process.stdin.flush()
+        while True:
+            try:
+                kind, payload = self.events.get(timeout=0.2)
+            except queue.Empty:
+                kind, payload = "waiting", None
+            yield kind, payload
+            if kind in ("done", "died"):
+                return
+
+    def kill(self) -> None:
+        self.process.kill()
+
+
+class E2BStandIn:
+    def __init__(self) -> None:
+        self.kernel = Kernel()
+        self.lock = threading.Lock()
+        self.executions = 0
+        self.codes: list[str] = []
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def __enter__(self) -> E2BStandIn:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.kernel.kill()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                url = urlparse(self.path)
+                if url.path == "/health":
+                    self._reply(200, b"")
+                elif url.path == "/files":
+                    path = Path(parse_qs(url.query)["path"][0])
+                    if not path.is_file():
+                        self._reply(404, json.dumps({"message": f"{path} not found", "code": 404}).encode())
+                    else:
+                        self._reply(200, path.read_bytes(), "application/octet-stream")
+                else:
+                    self._reply(404, b"{}")
+
+            def do_POST(self) -> None:
+                url = urlparse(self.path)
+                body = self._body()
+                if url.path == "/files":
+                    self._upload(url, body)
+                elif url.path == "/execute":
+                    self._execute(json.loads(body))
+                else:
+                    self._reply(404, b"{}")
+
+            def _body(self) -> bytes:
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    parts = []
+                    while True:
+                        size = int(self.rfile.readline().strip(), 16)
+                        if size == 0:
+                            self.rfile.readline()
+                            return b"".join(parts)
+                        parts.append(self.rfile.read(size))
+                        self.rfile.readline()
+                return self.rfile.read(int(self.headers.get("Content-Length", 0)))
+
+            def _upload(self, url, body: bytes) -> None:
+                query = parse_qs(url.query)
+                content_type = self.headers.get("Content-Type", "")
+                if content_type.startswith("multipart/form-data"):
+                    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+                        f"Content-Type: {content_type}\r\n\r\n".encode() + body
+                    )
+                    files = [
+                        (part.get_filename(), part.get_payload(decode=True)) for part in message.iter_parts()
+                    ]
+                else:
+                    files = [(query["path"][0], body)]
+                written = []
+                for name, data in files:
+                    target = Path(query["path"][0] if "path" in query else name)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp:
+                        tmp.write(data)
+                    os.replace(tmp.name, target)
+                    written.append({"name": target.name, "type": "file", "path": str(target)})
+                self._reply(200, json.dumps(written).encode())
+
+            def _execute(self, request: dict) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-ndjson")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                with server.lock:
+                    server.codes.append(request["code"])
+                    server.executions += 1
+                    self._line({"type": "number_of_executions", "execution_count": server.executions})
+                    for kind, payload in server.kernel.execute(request["code"]):
+                        if kind == "waiting" and self._client_gone():
+                            server.kernel.kill()  # the client cancelled: stop the execution, as E2B does
+                            server.kernel = Kernel()
+                            return
+                        if kind in ("stdout", "stderr"):
+                            self._line({"type": kind, "text": payload, "timestamp": time.time_ns()})
+                        elif kind == "done" and payload["error"]:
+                            self._line({"type": "error", **payload["error"]})
+                        elif kind == "died":
+                            self._line(
+                                {
+                                    "type": "error",
+                                    "name": "DeadKernelError",
+                                    "value": "the kernel died",
+                                    "traceback": "",
+                                }
+                            )
+                            server.kernel = Kernel()
+                    self._line({"type": "end_of_execution"})
+
+            def _client_gone(self) -> bool:
+                readable, _, _ = select.select([self.connection], [], [], 0)
+                return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+
+            def _line(self, payload: dict) -> None:
+                try:
+                    self.wfile.write((json.dumps(payload) + "\n").encode())
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def _reply(self, status: int, data: bytes, content_type: str = "application/json") -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        return Handler
