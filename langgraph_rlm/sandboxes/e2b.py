@@ -120,10 +120,11 @@ class E2BSandbox:
             for module in sorted(CLOUDPICKLE_DIR.glob("*.py")):
                 with open(module, "rb") as source:
                     await self.sandbox.files.write(f"{workdir}/lib/cloudpickle/{module.name}", source)
+            limits = f"{self.spec.memory_mb}, {self.spec.big_value_bytes}"
             setup = await self.sandbox.run_code(
                 f"import sys\nsys.path[:0] = [{workdir!r}, {workdir + '/lib'!r}]\n"
                 "import importlib, repl_worker\nimportlib.reload(repl_worker)\n"
-                f"_rlm = repl_worker.KernelSession({workdir!r}, {self.spec.memory_mb}, {self.spec.big_value_bytes})"
+                f"_rlm = repl_worker.KernelSession({workdir!r}, {limits})"
             )
         except Exception as exc:
             raise SandboxUnavailable(

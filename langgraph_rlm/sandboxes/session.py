@@ -19,6 +19,7 @@ from langgraph_rlm.sandboxes.channel import Frame, Reply, WorkerChannel
 from langgraph_rlm.sandboxes.file_gate import FileGate
 
 HARD_TIMEOUT_GRACE = 10.0
+CONTEXT_FIELDS = ("name", "label", "source", "sha")
 
 
 class SubCalls(Protocol):
@@ -79,7 +80,7 @@ class ReplSession:
         command = {
             "op": "exec",
             "code": code,
-            "contexts": contexts,
+            "contexts": [{key: c.get(key) for key in CONTEXT_FIELDS} for c in contexts],
             "history": list(history),
             "timeout": timeout,
             "output_limit": output_limit,
