@@ -106,6 +106,7 @@ def need_e2b() -> None:
         _e2b_stand_in.append(server)
         os.environ["E2B_DEBUG"] = "true"
         os.environ["E2B_SANDBOX_URL"] = server.url
+        os.environ["E2B_API_URL"] = server.url
 
 
 def need_backend(kind: str) -> None:

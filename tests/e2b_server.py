@@ -1,7 +1,8 @@
 """A local stand-in for an E2B code-interpreter sandbox, for the real E2B SDK in debug mode.
 
 It speaks the parts of the protocol the SDK uses: `POST /execute` answered with a JSON-lines
-stream, `POST /files` (multipart or octet-stream) and `GET /files`, `GET /health`. Code runs
+stream, `POST /files` (multipart or octet-stream) and `GET /files`, `GET /health`, and, as the API,
+`POST /sandboxes/{id}/pause`. Code runs
 for real in a persistent Python subprocess (the "kernel"), restarted when it dies, as Jupyter
 does. Its filesystem is this machine's: paths are used as given.
 """
@@ -95,6 +96,8 @@ class E2BStandIn:
         self.lock = threading.Lock()
         self.executions = 0
         self.codes: list[str] = []
+        self.uploads: list[tuple[str, int]] = []
+        self.paused: list[str] = []
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -137,6 +140,9 @@ class E2BStandIn:
                 body = self._body()
                 if url.path == "/files":
                     self._upload(url, body)
+                elif url.path.startswith("/sandboxes/") and url.path.endswith("/pause"):
+                    server.paused.append(url.path.split("/")[2])
+                    self._reply(204, b"")
                 elif url.path == "/execute":
                     self._execute(json.loads(body))
                 else:
@@ -174,6 +180,7 @@ class E2BStandIn:
                         tmp.write(data)
                     os.replace(tmp.name, target)
                     written.append({"name": target.name, "type": "file", "path": str(target)})
+                    server.uploads.append((str(target), len(data)))
                 self._reply(200, json.dumps(written).encode())
 
             def _execute(self, request: dict) -> None:

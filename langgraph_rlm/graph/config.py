@@ -46,6 +46,11 @@ class RLMSettings:
         env="RLM_DOCKER_IMAGE",
     )
     docker_cpus: float = setting(1.0, "CPUs the docker sandbox may use.", env="RLM_DOCKER_CPUS")
+    e2b_pause: bool = setting(
+        False,
+        "Pause the E2B sandbox instead of killing it when a run ends, and resume it on the thread's next run.",
+        env="RLM_E2B_PAUSE",
+    )
     e2b_workdir: str = setting(
         "/home/user/.rlm", "Folder inside an E2B sandbox for the worker and its files.", env="RLM_E2B_WORKDIR"
     )

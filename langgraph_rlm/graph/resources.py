@@ -22,7 +22,9 @@ class Resources:
     blobs: BlobStore
     pool: SandboxPool
 
-    async def session(self, key: str, settings: RLMSettings, contexts: list[ContextRef]) -> ReplSession:
+    async def session(
+        self, key: str, settings: RLMSettings, contexts: list[ContextRef], reconnect: str | None = None
+    ) -> ReplSession:
         """The thread's live session, created on first use; its file gate follows the contexts."""
         files = [Path(c["source"]) for c in contexts if c["source"]]
         spec = SandboxSpec(
@@ -32,6 +34,8 @@ class Resources:
             docker_image=settings.docker_image,
             cpus=settings.docker_cpus,
             e2b_workdir=settings.e2b_workdir,
+            e2b_pause=settings.e2b_pause,
+            reconnect=reconnect,
         )
         session = await self.pool.session(
             key,

@@ -29,6 +29,7 @@ class ReplRef(TypedDict):
 
     snapshot: str | None
     variables: list[dict[str, Any]]
+    sandbox: NotRequired[str | None]
 
 
 def add_contexts(left: list[ContextRef | str], right: list[ContextRef | str]) -> list[ContextRef | str]:

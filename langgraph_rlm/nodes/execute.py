@@ -32,7 +32,7 @@ async def execute(state: RLMState, runtime: Runtime[RLMSettings]) -> dict:
         emit=emit,
     )
     timeout = min(settings.cell_timeout, max(1.0, settings.max_time - (time.time() - state.started_at)))
-    session = await resources.session(state.session, settings, state.contexts)
+    session = await resources.session(state.session, settings, state.contexts, state.repl.get("sandbox"))
     results: list[CellResult] = []
     async with session.lock:
         await session.ensure(state.repl["snapshot"])
@@ -60,7 +60,7 @@ async def execute(state: RLMState, runtime: Runtime[RLMSettings]) -> dict:
     last = results[-1]
     return {
         "messages": [HumanMessage(step_report(results))],
-        "repl": {"snapshot": last.snapshot, "variables": last.variables},
+        "repl": {"snapshot": last.snapshot, "variables": last.variables, "sandbox": session.sandbox_id},
         "answer": last.final,
         "pending_code": [],
         "usage": router.usage,

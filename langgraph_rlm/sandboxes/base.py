@@ -29,6 +29,8 @@ class SandboxSpec:
     docker_image: str = "python:3.12-slim"
     cpus: float = 1.0
     e2b_workdir: str = "/home/user/.rlm"
+    e2b_pause: bool = False
+    reconnect: str | None = None
 
 
 class Sandbox(Protocol):

@@ -17,6 +17,9 @@ STREAM_LIMIT = 1 << 28
 
 
 class WorkerChannel:
+    at: str | None = None
+    """The snapshot the worker already holds when it starts (none: a fresh worker starts empty)."""
+
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer

@@ -27,9 +27,10 @@ def debug_mode() -> bool:
 
 
 class E2BChannel:
-    def __init__(self, sandbox: Any, workdir: str) -> None:
+    def __init__(self, sandbox: Any, workdir: str, at: str | None) -> None:
         self.sandbox = sandbox
         self.workdir = workdir
+        self.at = at
         self._calls = 0
 
     async def call(self, message: Frame, handle: RequestHandler) -> Frame:
@@ -98,7 +99,10 @@ class E2BSandbox:
     def __init__(self, spec: SandboxSpec) -> None:
         self.spec = spec
         self.sandbox: Any = None
-        self.last_error = "the E2B sandbox stopped"
+
+    @property
+    def sandbox_id(self) -> str | None:
+        return self.sandbox.sandbox_id if self.sandbox is not None else None
 
     @classmethod
     def check_available(cls) -> None:
@@ -114,7 +118,7 @@ class E2BSandbox:
         self.check_available()
         workdir = self.spec.e2b_workdir
         try:
-            self.sandbox = await AsyncSandbox.create()
+            self.sandbox = await self._connect(AsyncSandbox) or await AsyncSandbox.create()
             with open(WORKER_PATH, "rb") as worker:
                 await self.sandbox.files.write(f"{workdir}/repl_worker.py", worker)
             for module in sorted(CLOUDPICKLE_DIR.glob("*.py")):
@@ -122,9 +126,10 @@ class E2BSandbox:
                     await self.sandbox.files.write(f"{workdir}/lib/cloudpickle/{module.name}", source)
             limits = f"{self.spec.memory_mb}, {self.spec.big_value_bytes}"
             setup = await self.sandbox.run_code(
-                f"import sys\nsys.path[:0] = [{workdir!r}, {workdir + '/lib'!r}]\n"
-                "import importlib, repl_worker\nimportlib.reload(repl_worker)\n"
-                f"_rlm = repl_worker.KernelSession({workdir!r}, {limits})"
+                f"import sys\nsys.path[:0] = [{workdir!r}, {workdir + '/lib'!r}]\nimport repl_worker\n"
+                f"if globals().get('_rlm') is None or _rlm.workdir != {workdir!r}:\n"
+                f"    _rlm = repl_worker.KernelSession({workdir!r}, {limits})\n"
+                "_rlm.announce()"
             )
         except Exception as exc:
             raise SandboxUnavailable(
@@ -132,13 +137,30 @@ class E2BSandbox:
             ) from None
         if setup.error:
             raise SandboxUnavailable(f"the E2B sandbox could not start its worker: {setup.error.value}")
-        return E2BChannel(self.sandbox, workdir)
+        lines = "".join(setup.logs.stdout).splitlines()
+        ready = [json.loads(line[len(TAG) :]) for line in lines if line.startswith(TAG)]
+        return E2BChannel(self.sandbox, workdir, ready[-1].get("at") if ready else None)
+
+    async def _connect(self, sandbox_class: Any) -> Any:
+        """The thread's earlier sandbox (resumed if paused), when there is one to go back to."""
+        if not self.spec.reconnect:
+            return None
+        try:
+            return await sandbox_class.connect(self.spec.reconnect)
+        except Exception:
+            return None
 
     async def describe_exit(self) -> str:
         return "the worker's E2B kernel stopped"
 
     async def stop(self) -> None:
-        if self.sandbox is not None:
-            sandbox, self.sandbox = self.sandbox, None
+        """Kills the sandbox, or pauses it (the e2b_pause setting) so the thread can resume it later."""
+        if self.sandbox is None:
+            return
+        sandbox, self.sandbox = self.sandbox, None
+        if self.spec.e2b_pause:
             with contextlib.suppress(Exception):
-                await sandbox.kill()
+                await sandbox.pause()
+                return
+        with contextlib.suppress(Exception):
+            await sandbox.kill()

@@ -60,7 +60,8 @@ class ReplSession:
             return
         if self.channel is None or snapshot is None:
             await self._restart()
-        if snapshot is not None:
+            self.at = self.channel.at
+        if snapshot is not None and self.at != snapshot:
             await self._restore(snapshot)
         self.at = snapshot
 
@@ -107,6 +108,11 @@ class ReplSession:
     async def variables(self) -> list[dict[str, Any]]:
         assert self.channel is not None
         return (await self.channel.call({"op": "variables"}, self._handler(None)))["variables"]
+
+    @property
+    def sandbox_id(self) -> str | None:
+        """What a later process can reconnect to (an E2B sandbox's id), when the backend has one."""
+        return getattr(self.sandbox, "sandbox_id", None)
 
     async def close(self) -> None:
         if self.sandbox is not None:

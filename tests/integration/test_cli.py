@@ -262,3 +262,37 @@ def test_e2b_sandbox_end_to_end_with_the_real_sdk(tmp_path):
         uploaded.read_bytes()
         == (Path(__file__).parents[2] / "langgraph_rlm/sandboxes/worker/repl_worker.py").read_bytes()
     )
+
+
+def test_e2b_pause_keeps_the_sandbox_and_the_next_run_reconnects(tmp_path):
+    from tests.conftest import _e2b_stand_in, need_e2b
+
+    need_e2b()
+    server_e2b = _e2b_stand_in[0]
+    context = tmp_path / "big.txt"
+    context.write_text("z" * 2_000_000)
+
+    def model(messages):
+        if not is_root_call(messages):
+            return "summary"
+        question = [
+            m["content"] for m in messages if m["role"] == "user" and "REPL output" not in m["content"]
+        ][-1]
+        code = "kept = len(context)\nFINAL('stored')" if question == "first" else "FINAL(kept + 1)"
+        return f"```repl\n{code}\n```"
+
+    with ScriptedOpenAIServer(model) as server:
+        flags = ["--sandbox", "e2b", "--e2b-pause", "--e2b-workdir", str(tmp_path / "e2b"), "--thread", "p"]
+        flags += model_flags(server)
+        key = {"E2B_API_KEY": "e2b_key_that_stays_on_the_host"}
+        first = run_rlm(["run", "first", "-c", str(context), *flags], tmp_path, env=key)
+        assert first.returncode == 0, first.stderr
+        big_uploads = sum(1 for _, size in server_e2b.uploads if size == 2_000_000)
+        assert big_uploads == 1 and server_e2b.paused
+        second = run_rlm(["run", "second", *flags], tmp_path, env=key)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.strip() == "2000001"
+    assert not any("e2b_key_that_stays_on_the_host" in code for code in server_e2b.codes)
+    assert sum(1 for _, size in server_e2b.uploads if size == 2_000_000) == 1, (
+        "the context was uploaded again"
+    )

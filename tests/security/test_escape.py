@@ -39,22 +39,22 @@ async def test_a_file_beside_an_allowed_context_cannot_be_read(
     assert "TOP-SECRET" not in result.stdout
 
 
-async def test_symlinks_and_dotdot_cannot_widen_load_file(isolated_backend, open_session, tmp_path: Path):
+async def test_symlinks_and_dotdot_cannot_widen_load_file(backend, open_session, tmp_path: Path):
     allowed = tmp_path / "allowed"
     allowed.mkdir()
     (tmp_path / "secret.txt").write_text("TOP-SECRET")
     (allowed / "link.txt").symlink_to(tmp_path / "secret.txt")
-    session = await open_session(isolated_backend, folders=(allowed,))
+    session = await open_session(backend, folders=(allowed,))
     for path in (allowed / "link.txt", allowed / ".." / "secret.txt", Path("/etc/passwd")):
         result = await run(session, f"load_file({str(path)!r})")
         assert "PermissionError" in result.error, path
         assert "TOP-SECRET" not in result.stdout
 
 
-async def test_the_host_environment_is_not_visible(isolated_backend, open_session, monkeypatch):
+async def test_the_host_environment_is_not_visible(backend, open_session, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-should-never-leak")
     monkeypatch.setenv("RLM_TEST_SECRET", "hunter2")
-    session = await open_session(isolated_backend)
+    session = await open_session(backend)
     result = await run(
         session,
         "import os\nprint(sorted(os.environ))\nprint(open('/proc/self/environ','rb').read())\n"

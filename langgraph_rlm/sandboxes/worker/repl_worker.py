@@ -229,6 +229,7 @@ class Worker:
         self.contexts = {}
         self.final = None
         self.cell_count = 0
+        self.at = None
         self.helpers = self._helpers()
         self.namespace = self._fresh_namespace()
 
@@ -486,7 +487,7 @@ class Worker:
         meta = self.blobs.store(self._dumps({"files": self.files.state(), "contexts": self.contexts}))
         blobs = sorted(self.blobs.used | set(values.values()) | {meta})
         self.blobs.forget_unused()
-        return {
+        manifest = {
             "format": 2,
             "pickler": PICKLER_NAME,
             "python": "%d.%d" % sys.version_info[:2],
@@ -495,8 +496,9 @@ class Worker:
             "blobs": blobs,
             "modules": modules,
             "lost": lost,
-            "variables": self.variables(),
         }
+        self.at = manifest_id(manifest)
+        return dict(manifest, variables=self.variables())
 
     def _loads(self, sha):
         reply, data = self.channel.request({"op": "get_blob", "sha": sha})
@@ -506,6 +508,7 @@ class Worker:
 
     def restore(self, manifest):
         """Loads every variable it can; one that fails to load is reported, the rest come back."""
+        self.at = manifest_id(manifest)
         missing = {}
         self.namespace = self._fresh_namespace()
         for name, sha in manifest["values"].items():
@@ -566,6 +569,11 @@ class Worker:
 
 
 # --- process plumbing -----------------------------------------------------------------------
+
+
+def manifest_id(manifest):
+    """The snapshot's id, computed as the host computes it: the hash of its sorted JSON."""
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
 
 
 def _raise_timeout(signum, frame):
@@ -758,13 +766,17 @@ class KernelSession:
     def __init__(self, workdir, memory_mb=0, big_value=BIG_VALUE):
         global BIG_VALUE
         BIG_VALUE = big_value
+        self.workdir = workdir
         if memory_mb:
             limit = memory_mb * 1024 * 1024
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         self.channel = KernelChannel(workdir, os.dup(1))
         self.outputs = Outputs()
         self.worker = Worker(self.channel, isolated=False)
-        self.channel.send({"op": "ready", "pid": os.getpid(), "pickler": PICKLER_NAME})
+
+    def announce(self):
+        """Says it is ready, and which snapshot its namespace holds (after a reconnect, maybe one)."""
+        self.channel.send({"op": "ready", "pid": os.getpid(), "pickler": PICKLER_NAME, "at": self.worker.at})
 
     def handle_json(self, text):
         command = json.loads(text)
