@@ -48,7 +48,7 @@ class RLMSettings:
     docker_cpus: float = setting(1.0, "CPUs the docker sandbox may use.", env="RLM_DOCKER_CPUS")
     e2b_pause: bool = setting(
         False,
-        "Pause the E2B sandbox instead of killing it when a run ends, and resume it on the thread's next run.",
+        "Pause the E2B sandbox instead of killing it when a run ends; the thread resumes it next run.",
         env="RLM_E2B_PAUSE",
     )
     e2b_workdir: str = setting(
