@@ -38,7 +38,7 @@ def need_bwrap() -> None:
 
 TEST_IMAGE = "rlm-test-python3:bookworm"
 BACKENDS = ("local", "process", "docker", "e2b")
-ISOLATED_BACKENDS = ("local", "docker")
+ISOLATED_BACKENDS = ("local", "docker", "e2b")
 
 
 def unavailable(reason: str) -> None:
@@ -97,7 +97,7 @@ def ensure_test_image(client) -> None:
 _e2b_stand_in = []
 
 
-def need_e2b() -> None:
+def need_e2b():
     """The real E2B SDK in debug mode, pointed at tests/e2b_server.py for the whole test run."""
     if not _e2b_stand_in:
         from tests.e2b_server import E2BStandIn
@@ -107,6 +107,7 @@ def need_e2b() -> None:
         os.environ["E2B_DEBUG"] = "true"
         os.environ["E2B_SANDBOX_URL"] = server.url
         os.environ["E2B_API_URL"] = server.url
+    return _e2b_stand_in[0]
 
 
 def need_backend(kind: str) -> None:
@@ -152,7 +153,7 @@ async def open_session(blobs: FileBlobStore) -> AsyncIterator[Callable[..., Awai
         kind: str = "local", files: tuple[Path, ...] = (), folders: tuple[Path, ...] = (), **spec: Any
     ) -> ReplSession:
         need_backend(kind)
-        workdir = str(blobs.root.parent / "e2b")
+        workdir = _e2b_stand_in[0].workdir() if kind == "e2b" else ""
         sandbox_spec = SandboxSpec(
             visible_files=tuple(files), docker_image=TEST_IMAGE, e2b_workdir=workdir, **spec
         )

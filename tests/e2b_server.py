@@ -4,7 +4,8 @@ It speaks the parts of the protocol the SDK uses: `POST /execute` answered with 
 stream, `POST /files` (multipart or octet-stream) and `GET /files`, `GET /health`, and, as the API,
 `POST /sandboxes/{id}/pause`. Code runs
 for real in a persistent Python subprocess (the "kernel"), restarted when it dies, as Jupyter
-does. Its filesystem is this machine's: paths are used as given.
+does. Like a remote sandbox, the kernel is isolated (bubblewrap, when installed): no network, its
+own processes, and of this machine's files only its own folder (`root`), where uploads land.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import os
 import queue
 import select
+import shutil
 import socket
 import subprocess
 import sys
@@ -29,6 +31,10 @@ from urllib.parse import parse_qs, urlparse
 KERNEL = r"""
 import json, os, sys, traceback
 marker = sys.argv[1]
+if len(sys.argv) > 2:
+    os.setgroups([])
+    os.setgid(int(sys.argv[2]))
+    os.setuid(int(sys.argv[2]))
 namespace = {"__name__": "__main__"}
 channel = os.fdopen(0, "rb")
 while True:
@@ -47,13 +53,39 @@ while True:
 """
 
 
+def isolated(command: list[str], root: Path) -> list[str]:
+    """The kernel in its own little machine, as a remote sandbox is: no network, its own
+    processes, a read-only system, a private /tmp, and only the sandbox's folder of this one."""
+    if shutil.which("bwrap") is None:
+        return command
+    from langgraph_rlm.sandboxes.local import (
+        NAMESPACES,
+        SYSTEM_DIRS,
+        SYSTEM_FILES,
+        python_dirs,
+        readable_mount,
+    )
+
+    args = ["bwrap", *NAMESPACES, "--die-with-parent", "--new-session"]
+    args += (
+        ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"] if os.geteuid() == 0 else ["--unshare-user"]
+    )
+    for path in SYSTEM_DIRS + SYSTEM_FILES:
+        args += ["--ro-bind-try", path, path]
+    for path in python_dirs():
+        args += readable_mount(path)
+    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
+    args += ["--bind", str(root), str(root), "--chdir", str(root)]
+    return [*args, *command, *(["65534"] if os.geteuid() == 0 else [])]
+
+
 class Kernel:
     """A Python process that keeps its namespace between executions."""
 
-    def __init__(self) -> None:
+    def __init__(self, root: Path) -> None:
         self.marker = f"\x1f{uuid.uuid4().hex}\x1f"
         self.process = subprocess.Popen(
-            [sys.executable, "-u", "-c", KERNEL, self.marker],
+            isolated([sys.executable, "-u", "-c", KERNEL, self.marker], root),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -92,7 +124,9 @@ class Kernel:
 
 class E2BStandIn:
     def __init__(self) -> None:
-        self.kernel = Kernel()
+        self.root = Path(tempfile.mkdtemp(prefix="e2b-stand-in-"))
+        self.root.chmod(0o777)
+        self.kernel = Kernel(self.root)
         self.lock = threading.Lock()
         self.executions = 0
         self.codes: list[str] = []
@@ -106,6 +140,17 @@ class E2BStandIn:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
+    def workdir(self) -> str:
+        """A fresh folder for one sandbox's files, inside what the kernel can see."""
+        return str(self.root / uuid.uuid4().hex[:12])
+
+    def make_folder(self, folder: Path) -> None:
+        """Folders the sandbox's user may write in, as in a real sandbox's home."""
+        missing = [p for p in [folder, *folder.parents] if not p.exists()]
+        folder.mkdir(parents=True, exist_ok=True)
+        for path in missing:
+            path.chmod(0o777)
+
     def __enter__(self) -> E2BStandIn:
         self.thread.start()
         return self
@@ -114,6 +159,7 @@ class E2BStandIn:
         self.httpd.shutdown()
         self.httpd.server_close()
         self.kernel.kill()
+        shutil.rmtree(self.root, ignore_errors=True)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -175,9 +221,10 @@ class E2BStandIn:
                 written = []
                 for name, data in files:
                     target = Path(query["path"][0] if "path" in query else name)
-                    target.parent.mkdir(parents=True, exist_ok=True)
+                    server.make_folder(target.parent)
                     with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp:
                         tmp.write(data)
+                    os.chmod(tmp.name, 0o666)
                     os.replace(tmp.name, target)
                     written.append({"name": target.name, "type": "file", "path": str(target)})
                     server.uploads.append((str(target), len(data)))
@@ -195,7 +242,7 @@ class E2BStandIn:
                     for kind, payload in server.kernel.execute(request["code"]):
                         if kind == "waiting" and self._client_gone():
                             server.kernel.kill()  # the client cancelled: stop the execution, as E2B does
-                            server.kernel = Kernel()
+                            server.kernel = Kernel(server.root)
                             return
                         if kind in ("stdout", "stderr"):
                             self._line({"type": kind, "text": payload, "timestamp": time.time_ns()})
@@ -210,7 +257,7 @@ class E2BStandIn:
                                     "traceback": "",
                                 }
                             )
-                            server.kernel = Kernel()
+                            server.kernel = Kernel(server.root)
                     self._line({"type": "end_of_execution"})
 
             def _client_gone(self) -> bool:

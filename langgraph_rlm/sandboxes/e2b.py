@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import os
 from typing import Any
@@ -87,7 +88,7 @@ class E2BChannel:
         message, payload = reply
         base = f"{self.workdir}/replies/{frame['id']}"
         if payload is not None:
-            await self.sandbox.files.write(base + ".blob", payload)
+            await self.sandbox.files.write(base + ".blob", io.BytesIO(payload))
             message = {**message, "file": base + ".blob"}
         await self.sandbox.files.write(base + ".json", json.dumps(message).encode())
 
@@ -124,7 +125,7 @@ class E2BSandbox:
             for module in sorted(CLOUDPICKLE_DIR.glob("*.py")):
                 with open(module, "rb") as source:
                     await self.sandbox.files.write(f"{workdir}/lib/cloudpickle/{module.name}", source)
-            limits = f"{self.spec.memory_mb}, {self.spec.big_value_bytes}"
+            limits = f"{self.spec.memory_mb}, {self.spec.big_value_bytes}, {self.spec.max_processes}"
             setup = await self.sandbox.run_code(
                 f"import sys\nsys.path[:0] = [{workdir!r}, {workdir + '/lib'!r}]\nimport repl_worker\n"
                 f"if globals().get('_rlm') is None or _rlm.workdir != {workdir!r}:\n"

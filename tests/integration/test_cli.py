@@ -240,7 +240,7 @@ def test_doctor_reports_sandboxes_and_credential_names_only(tmp_path):
 def test_e2b_sandbox_end_to_end_with_the_real_sdk(tmp_path):
     from tests.conftest import need_e2b
 
-    need_e2b()
+    workdir = need_e2b().workdir()
     context = tmp_path / "data.txt"
     context.write_text("e2b " * 2499 + "TAIL")
 
@@ -250,14 +250,14 @@ def test_e2b_sandbox_end_to_end_with_the_real_sdk(tmp_path):
         return "```repl\nFINAL(f'{len(context)} {llm_query(\"ping\")}')\n```"
 
     with ScriptedOpenAIServer(model) as server:
-        flags = ["--sandbox", "e2b", "--e2b-workdir", str(tmp_path / "e2b"), *model_flags(server)]
+        flags = ["--sandbox", "e2b", "--e2b-workdir", workdir, *model_flags(server)]
         done = run_rlm(["run", "how long?", "-c", str(context), *flags], tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "10000 sub-answer"
     from tests.conftest import _e2b_stand_in
 
     assert not [code for code in _e2b_stand_in[0].codes if "e2b TAIL" in code or "def run_cell" in code]
-    uploaded = tmp_path / "e2b" / "repl_worker.py"
+    uploaded = Path(workdir) / "repl_worker.py"
     assert (
         uploaded.read_bytes()
         == (Path(__file__).parents[2] / "langgraph_rlm/sandboxes/worker/repl_worker.py").read_bytes()
@@ -265,10 +265,9 @@ def test_e2b_sandbox_end_to_end_with_the_real_sdk(tmp_path):
 
 
 def test_e2b_pause_keeps_the_sandbox_and_the_next_run_reconnects(tmp_path):
-    from tests.conftest import _e2b_stand_in, need_e2b
+    from tests.conftest import need_e2b
 
-    need_e2b()
-    server_e2b = _e2b_stand_in[0]
+    server_e2b = need_e2b()
     context = tmp_path / "big.txt"
     context.write_text("z" * 2_000_000)
 
@@ -282,7 +281,7 @@ def test_e2b_pause_keeps_the_sandbox_and_the_next_run_reconnects(tmp_path):
         return f"```repl\n{code}\n```"
 
     with ScriptedOpenAIServer(model) as server:
-        flags = ["--sandbox", "e2b", "--e2b-pause", "--e2b-workdir", str(tmp_path / "e2b"), "--thread", "p"]
+        flags = ["--sandbox", "e2b", "--e2b-pause", "--e2b-workdir", server_e2b.workdir(), "--thread", "p"]
         flags += model_flags(server)
         key = {"E2B_API_KEY": "e2b_key_that_stays_on_the_host"}
         first = run_rlm(["run", "first", "-c", str(context), *flags], tmp_path, env=key)

@@ -6,7 +6,7 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
 from langgraph_rlm import build_rlm_graph, close_sandboxes
-from tests.conftest import TEST_IMAGE, need_bwrap
+from tests.conftest import TEST_IMAGE, need_bwrap, need_e2b
 from tests.openai_server import ScriptedOpenAIServer
 from tests.scripted_models import ScriptedChatModel, steps
 
@@ -42,7 +42,7 @@ async def test_batched_prompts_run_concurrently_up_to_the_default_of_16(tmp_path
             code,
             sandbox=backend,
             docker_image=TEST_IMAGE,
-            e2b_workdir=str(tmp_path / "e2b"),
+            e2b_workdir=need_e2b().workdir() if backend == "e2b" else "",
         )
     assert eval(result["answer"]) == [f"P{i}" for i in range(48)]
     assert len(server.log) == 48

@@ -221,9 +221,9 @@ class Files:
 
 
 class Worker:
-    def __init__(self, channel, isolated):
+    def __init__(self, channel, reap=None):
         self.channel = channel
-        self.isolated = isolated
+        self.reap = reap
         self.blobs = BlobCache(channel)
         self.files = Files()
         self.contexts = {}
@@ -441,8 +441,8 @@ class Worker:
             signal.setitimer(signal.ITIMER_REAL, 0)
         if os.getpid() != MAIN_PID:
             os._exit(0)
-        if self.isolated:
-            _reap_strays()
+        if self.reap is not None:
+            self.reap()
         return error
 
     def variables(self):
@@ -589,13 +589,43 @@ def _format_error(exc):
 
 
 def _reap_strays():
-    """Ends every process a cell left behind; only used where the sandbox has its own PID space."""
-    me = os.getpid()
+    """Ends every process a cell left behind; only where the sandbox has its own PID space."""
+    _kill_until_gone(lambda: [p for p in _processes() if p not in (1, os.getpid())])
+
+
+def _reap_descendants():
+    """Ends the processes a cell started, and theirs (orphans come back here: a subreaper)."""
+
+    def descendants():
+        parents = _processes()
+        found, frontier = set(), {os.getpid()}
+        while frontier:
+            frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
+            found |= frontier
+        return sorted(found)
+
+    _kill_until_gone(descendants)
+
+
+def _processes():
+    """pid -> parent pid, from /proc."""
+    parents = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open("/proc/%s/stat" % name) as stat:
+                    parents[int(name)] = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    return parents
+
+
+def _kill_until_gone(find):
     for _ in range(100):
-        others = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, me)]
-        if not others:
+        victims = find()
+        if not victims:
             return
-        for pid in others:
+        for pid in victims:
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
@@ -677,12 +707,28 @@ def _memory_file(name):
 
 
 def _set_limits(args):
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    _limit(resource.RLIMIT_CORE, 0)
     if args.memory_mb:
-        limit = args.memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        _limit(resource.RLIMIT_AS, args.memory_mb * 1024 * 1024)
     if args.max_processes:
-        resource.setrlimit(resource.RLIMIT_NPROC, (args.max_processes, args.max_processes))
+        _limit(resource.RLIMIT_NPROC, args.max_processes)
+
+
+def _limit(kind, value):
+    """Soft and hard limit at once; a limit already lower (a kernel reused) stays as it is."""
+    hard = resource.getrlimit(kind)[1]
+    if hard != resource.RLIM_INFINITY:
+        value = min(value, hard)
+    resource.setrlimit(kind, (value, value))
+
+
+def _become_subreaper():
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1)  # PR_SET_CHILD_SUBREAPER
+    except Exception:
+        pass
 
 
 def _die_with_parent():
@@ -763,16 +809,15 @@ class KernelChannel:
 class KernelSession:
     """The worker inside a notebook kernel: each command arrives as one executed cell."""
 
-    def __init__(self, workdir, memory_mb=0, big_value=BIG_VALUE):
+    def __init__(self, workdir, memory_mb=0, big_value=BIG_VALUE, max_processes=0):
         global BIG_VALUE
         BIG_VALUE = big_value
         self.workdir = workdir
-        if memory_mb:
-            limit = memory_mb * 1024 * 1024
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        _set_limits(argparse.Namespace(memory_mb=memory_mb, max_processes=max_processes))
+        _become_subreaper()
         self.channel = KernelChannel(workdir, os.dup(1))
         self.outputs = Outputs()
-        self.worker = Worker(self.channel, isolated=False)
+        self.worker = Worker(self.channel, reap=_reap_descendants)
 
     def announce(self):
         """Says it is ready, and which snapshot its namespace holds (after a reconnect, maybe one)."""
@@ -817,7 +862,7 @@ def main(argv=None):
     _set_limits(args)
     reader = threading.Thread(target=channel.read_forever, daemon=True)
     reader.start()
-    Worker(channel, isolated=args.isolated).serve(outputs)
+    Worker(channel, reap=_reap_strays if args.isolated else None).serve(outputs)
 
 
 if __name__ == "__main__":
