@@ -34,6 +34,8 @@ def check_sandbox(kind: str, settings: RLMSettings) -> Check:
         return probe_bubblewrap()
     if kind == "docker":
         return probe_docker(settings.docker_image)
+    if kind == "e2b":
+        return Check(kind, True, "E2B_API_KEY is set: sandboxes are created in E2B's cloud")
     return Check(kind, True, "runs the worker as a plain child process: no isolation")
 
 

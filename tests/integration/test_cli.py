@@ -230,7 +230,7 @@ def test_doctor_reports_sandboxes_and_credential_names_only(tmp_path):
     assert done.returncode == 0, done.stderr
     rows = {line.split("│")[1].strip(): line for line in done.stdout.splitlines() if line.count("│") >= 3}
     assert {"local", "process", "docker", "e2b"} <= set(rows)
-    assert "unavailable" in rows["docker"]
+    assert "unavailable" in rows["docker"] and "unavailable" in rows["e2b"]
     assert "OPENAI_API_KEY" in done.stdout and "sk-secret-value" not in done.stdout
     no_bwrap = run_rlm(["doctor"], tmp_path, env={"PATH": "/nonexistent"})
     local = next(line for line in no_bwrap.stdout.splitlines() if line.startswith("│ local"))
