@@ -24,9 +24,11 @@ import tempfile
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
+
+from tests.loopback import LoopbackServer, QuietHandler
 
 KERNEL = r"""
 import json, os, sys, traceback
@@ -122,7 +124,7 @@ class Kernel:
         self.process.kill()
 
 
-class E2BStandIn:
+class E2BStandIn(LoopbackServer):
     def __init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="e2b-stand-in-"))
         self.root.chmod(0o777)
@@ -132,13 +134,11 @@ class E2BStandIn:
         self.codes: list[str] = []
         self.uploads: list[tuple[str, int]] = []
         self.paused: list[str] = []
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        super().__init__(self._handler())
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        return self.origin
 
     def workdir(self) -> str:
         """A fresh folder for one sandbox's files, inside what the kernel can see."""
@@ -151,35 +151,27 @@ class E2BStandIn:
         for path in missing:
             path.chmod(0o777)
 
-    def __enter__(self) -> E2BStandIn:
-        self.thread.start()
-        return self
-
     def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__exit__(*exc)
         self.kernel.kill()
         shutil.rmtree(self.root, ignore_errors=True)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 url = urlparse(self.path)
                 if url.path == "/health":
-                    self._reply(200, b"")
+                    self.reply(200, b"")
                 elif url.path == "/files":
                     path = Path(parse_qs(url.query)["path"][0])
                     if not path.is_file():
-                        self._reply(404, json.dumps({"message": f"{path} not found", "code": 404}).encode())
+                        self.reply(404, json.dumps({"message": f"{path} not found", "code": 404}).encode())
                     else:
-                        self._reply(200, path.read_bytes(), "application/octet-stream")
+                        self.reply(200, path.read_bytes(), "application/octet-stream")
                 else:
-                    self._reply(404, b"{}")
+                    self.reply(404, b"{}")
 
             def do_POST(self) -> None:
                 url = urlparse(self.path)
@@ -188,11 +180,11 @@ class E2BStandIn:
                     self._upload(url, body)
                 elif url.path.startswith("/sandboxes/") and url.path.endswith("/pause"):
                     server.paused.append(url.path.split("/")[2])
-                    self._reply(204, b"")
+                    self.reply(204, b"")
                 elif url.path == "/execute":
                     self._execute(json.loads(body))
                 else:
-                    self._reply(404, b"{}")
+                    self.reply(404, b"{}")
 
             def _body(self) -> bytes:
                 if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -228,7 +220,7 @@ class E2BStandIn:
                     os.replace(tmp.name, target)
                     written.append({"name": target.name, "type": "file", "path": str(target)})
                     server.uploads.append((str(target), len(data)))
-                self._reply(200, json.dumps(written).encode())
+                self.reply(200, json.dumps(written).encode())
 
             def _execute(self, request: dict) -> None:
                 self.send_response(200)
@@ -270,12 +262,5 @@ class E2BStandIn:
                     self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
                     pass
-
-            def _reply(self, status: int, data: bytes, content_type: str = "application/json") -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
 
         return Handler

@@ -11,13 +11,15 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.loopback import LoopbackServer, QuietHandler
 
 Responder = Callable[[list[dict[str, Any]]], str]
 
 
-class ScriptedOpenAIServer:
+class ScriptedOpenAIServer(LoopbackServer):
     def __init__(self, respond: Responder, delay: float = 0.0, garbage: bool = False) -> None:
         self.respond = respond
         self.delay = delay
@@ -25,21 +27,11 @@ class ScriptedOpenAIServer:
         self.log: list[dict[str, Any]] = []
         self.received: list[list[dict[str, Any]]] = []
         self.lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        super().__init__(self._handler())
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def __enter__(self) -> ScriptedOpenAIServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        return f"{self.origin}/v1"
 
     def max_overlap(self) -> int:
         """The most requests that were in flight at one moment."""
@@ -53,10 +45,7 @@ class ScriptedOpenAIServer:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 self._send(200, {"object": "list", "data": [{"id": "scripted", "object": "model"}]})
 
@@ -64,7 +53,7 @@ class ScriptedOpenAIServer:
                 start = time.monotonic()
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 if server.garbage:
-                    self._raw(200, b"this is not json")
+                    self.reply(200, b"this is not json")
                     return
                 messages = body.get("messages", [])
                 with server.lock:
@@ -110,14 +99,7 @@ class ScriptedOpenAIServer:
                 )
 
             def _send(self, status: int, payload: dict[str, Any]) -> None:
-                self._raw(status, json.dumps(payload).encode())
-
-            def _raw(self, status: int, data: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.reply(status, json.dumps(payload).encode())
 
         return Handler
 
