@@ -112,6 +112,11 @@ def is_root_call(messages: list[dict[str, Any]]) -> bool:
     )
 
 
+def last_question(messages: list[dict[str, Any]]) -> str:
+    """The question of the current turn, as the root model was sent it."""
+    return [m["content"] for m in messages if m["role"] == "user" and "REPL output" not in m["content"]][-1]
+
+
 def root_step(messages: list[dict[str, Any]]) -> int:
     """How many REPL outputs the root model has seen in this turn (0 on its first step)."""
     last_question = max(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import need_bwrap, run_rlm
-from tests.openai_server import ScriptedOpenAIServer, is_root_call, root_step
+from tests.openai_server import ScriptedOpenAIServer, is_root_call, last_question, root_step
 
 SECRET = "SECRET-CODE-4242"
 
@@ -85,10 +85,7 @@ def test_a_thread_survives_the_process_functions_classes_instances_and_modules(t
     def model(messages):
         if not is_root_call(messages):
             return "summary of the turn"
-        questions = [
-            m["content"] for m in messages if m["role"] == "user" and "REPL output" not in m["content"]
-        ]
-        return PERSIST_FIRST if questions[-1] == "remember things" else PERSIST_SECOND
+        return PERSIST_FIRST if last_question(messages) == "remember things" else PERSIST_SECOND
 
     with ScriptedOpenAIServer(model) as server:
         flags = ["--thread", "t1", *database.flags, *model_flags(server)]
@@ -135,9 +132,7 @@ def test_chat_answers_each_line_and_keeps_the_thread(tmp_path):
     def model(messages):
         if not is_root_call(messages):
             return "summary"
-        question = [
-            m["content"] for m in messages if m["role"] == "user" and "REPL output" not in m["content"]
-        ][-1]
+        question = last_question(messages)
         if question == "set it":
             return "```repl\nvalue = 41\nFINAL('set')\n```"
         return "```repl\nFINAL(value + 1)\n```"
@@ -274,9 +269,7 @@ def test_e2b_pause_keeps_the_sandbox_and_the_next_run_reconnects(tmp_path):
     def model(messages):
         if not is_root_call(messages):
             return "summary"
-        question = [
-            m["content"] for m in messages if m["role"] == "user" and "REPL output" not in m["content"]
-        ][-1]
+        question = last_question(messages)
         code = "kept = len(context)\nFINAL('stored')" if question == "first" else "FINAL(kept + 1)"
         return f"```repl\n{code}\n```"
 
