@@ -82,11 +82,9 @@ class SubCallRouter:
         return answer
 
     async def _with_retries(self, call: Callable[[], Awaitable[Any]]) -> Any:
-        for attempt in range(self.retries + 1):
+        for attempt in range(self.retries):
             try:
                 return await call()
             except Exception:
-                if attempt == self.retries:
-                    raise
                 await asyncio.sleep(0.5 * 2**attempt)
-        raise AssertionError("unreachable")
+        return await call()

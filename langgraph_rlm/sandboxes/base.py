@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from langgraph_rlm.sandboxes.channel import WorkerChannel
+    from langgraph_rlm.sandboxes.channel import Channel
 
 
 class SandboxUnavailable(RuntimeError):
@@ -37,7 +37,7 @@ class Sandbox(Protocol):
     kind: str
     isolated: bool
 
-    async def start(self) -> WorkerChannel:
+    async def start(self) -> Channel:
         """Starts the worker and returns its channel once it has said it is ready."""
         ...
 

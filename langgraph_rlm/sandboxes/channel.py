@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from langgraph_rlm.sandboxes.base import WorkerDied
 
@@ -14,6 +14,14 @@ Reply = tuple[Frame, bytes | None]
 RequestHandler = Callable[[Frame, bytes | None], Awaitable[Reply | None]]
 
 STREAM_LIMIT = 1 << 28
+
+
+class Channel(Protocol):
+    """What a session needs of a worker's channel, whatever carries it."""
+
+    at: str | None
+
+    async def call(self, message: Frame, handle: RequestHandler) -> Frame: ...
 
 
 class WorkerChannel:

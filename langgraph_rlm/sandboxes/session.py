@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from langgraph_rlm.persistence.blobs import BlobStore
 from langgraph_rlm.sandboxes.base import Sandbox, WorkerDied
-from langgraph_rlm.sandboxes.channel import Frame, Reply, WorkerChannel
+from langgraph_rlm.sandboxes.channel import Channel, Frame, Reply
 from langgraph_rlm.sandboxes.file_gate import FileGate
 
 HARD_TIMEOUT_GRACE = 10.0
@@ -48,7 +48,7 @@ class ReplSession:
         self.blobs = blobs
         self.gate = gate
         self.sandbox: Sandbox | None = None
-        self.channel: WorkerChannel | None = None
+        self.channel: Channel | None = None
         self.at: str | None = None
         self.lock = asyncio.Lock()
         self.last_used = time.monotonic()
@@ -104,10 +104,6 @@ class ReplSession:
         result.snapshot = self.at = self.blobs.put(json.dumps(manifest, sort_keys=True).encode())
         result.snapshot_seconds = time.perf_counter() - started
         return result
-
-    async def variables(self) -> list[dict[str, Any]]:
-        assert self.channel is not None
-        return (await self.channel.call({"op": "variables"}, self._handler(None)))["variables"]
 
     @property
     def sandbox_id(self) -> str | None:

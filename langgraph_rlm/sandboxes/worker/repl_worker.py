@@ -556,15 +556,10 @@ class Worker:
             stdout, stderr = outputs.read(command.get("output_limit", 20_000))
             final = self.final
             return {"stdout": stdout, "stderr": stderr, "error": error, "final": final}
-        if op == "contexts":
-            self.load_contexts(command["contexts"])
-            return {}
         if op == "snapshot":
             return {"manifest": self.snapshot()}
         if op == "restore":
             return {"missing": self.restore(command["manifest"])}
-        if op == "variables":
-            return {"variables": self.variables()}
         raise ValueError("unknown command %r" % op)
 
 
