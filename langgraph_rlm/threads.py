@@ -92,7 +92,7 @@ async def add_contexts(settings: RLMSettings, thread: str, files: list[Path]) ->
             c for c in (await graph.aget_state(config)).values.get("contexts", []) if isinstance(c, dict)
         ]
         known = {c["sha"] for c in stored}
-        blobs = resources_for(settings).blobs
+        blobs = (await resources_for(settings)).blobs
         added: list[ContextRef] = []
         for file in files:
             ref = await asyncio.to_thread(ingest, str(file), len(stored) + len(added), blobs)
@@ -114,7 +114,7 @@ async def thread_values(settings: RLMSettings, thread: str) -> dict[str, Any] | 
         return None
     snapshot = values.get("repl", {}).get("snapshot")
     if snapshot:
-        blobs = resources_for(settings).blobs
+        blobs = (await resources_for(settings)).blobs
         contexts = {c["sha"] for c in values.get("contexts", []) if isinstance(c, dict)}
         values["snapshot_bytes"] = sum(blobs.size(sha) for sha in snapshot_blobs(snapshot, blobs) - contexts)
     return values
@@ -140,5 +140,5 @@ async def reset_thread(settings: RLMSettings, thread: str) -> tuple[int, int]:
     """Forgets a thread; blobs no other checkpoint refers to are collected. Returns (blobs, bytes)."""
     async with open_thread_graph(settings) as graph:
         await graph.checkpointer.adelete_thread(thread)
-        blobs = resources_for(settings).blobs
+        blobs = (await resources_for(settings)).blobs
         return sweep(blobs, await live_blobs(graph.checkpointer, blobs), grace_seconds=0)

@@ -37,16 +37,11 @@ class Resources:
             e2b_pause=settings.e2b_pause,
             reconnect=reconnect,
         )
+        gate = FileGate(files, [Path(d) for d in settings.allow_dirs])
         session = await self.pool.session(
-            key,
-            lambda: ReplSession(
-                lambda: make_sandbox(settings.sandbox, spec),
-                self.blobs,
-                FileGate(files, [Path(d) for d in settings.allow_dirs]),
-            ),
+            key, lambda: ReplSession(lambda: make_sandbox(settings.sandbox, spec), self.blobs, gate)
         )
-        for path in files:
-            session.gate.allow(path)
+        session.gate.allow(files)
         return session
 
 
@@ -55,14 +50,14 @@ _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Resourc
 )
 
 
-def resources_for(settings: RLMSettings) -> Resources:
-    """Live sandboxes belong to the event loop that started them, so each loop has its own pool."""
+async def resources_for(settings: RLMSettings) -> Resources:
+    """Live sandboxes belong to the event loop that started them, so each loop has its own pool.
+    Opening a store touches disk or network, so it happens off the loop."""
     per_loop = _by_loop.setdefault(asyncio.get_running_loop(), {})
-    key = settings.db or str(Path(settings.state_dir).resolve())
+    key = settings.db or settings.state_dir
     if key not in per_loop:
-        per_loop[key] = Resources(
-            open_blob_store(settings.db, Path(key)), SandboxPool(settings.sandbox_idle_timeout)
-        )
+        blobs = await asyncio.to_thread(open_blob_store, settings.db, Path(settings.state_dir))
+        per_loop.setdefault(key, Resources(blobs, SandboxPool(settings.sandbox_idle_timeout)))
     return per_loop[key]
 
 

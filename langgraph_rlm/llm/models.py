@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from functools import lru_cache
 from typing import Any
@@ -52,9 +53,10 @@ async def ask(model: str | BaseChatModel, prompt: str, api_base: str | None) -> 
     if not isinstance(model, str):
         reply = await model.ainvoke(prompt)
         return reply.text, usage_of(reply, model_name(model), "sub")
-    litellm = import_litellm()
+    litellm = await asyncio.to_thread(import_litellm)
+    options = await asyncio.to_thread(connection, model, api_base)
     messages = [{"role": "user", "content": prompt}]
-    response = await litellm.acompletion(model=model, messages=messages, **connection(model, api_base))
+    response = await litellm.acompletion(model=model, messages=messages, **options)
     tokens = response.usage
     cost = (getattr(response, "_hidden_params", None) or {}).get("response_cost") or 0.0
     usage: Usage = {

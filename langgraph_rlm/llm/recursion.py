@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -24,7 +25,9 @@ def child_runner(settings: RLMSettings, parent: str, resources: Resources) -> Ch
         from langgraph_rlm.persistence.contexts import describe_blob
 
         child = replace(settings, depth=settings.depth + 1, max_sub_calls=calls_left, compact_turns=False)
-        contexts = [describe_blob(context_sha, 0, resources.blobs)] if context_sha else []
+        contexts = (
+            [await asyncio.to_thread(describe_blob, context_sha, 0, resources.blobs)] if context_sha else []
+        )
         key = f"{parent}/child-{uuid.uuid4().hex[:12]}"
         graph = build_rlm_graph(settings=child).compile(checkpointer=False)
         try:

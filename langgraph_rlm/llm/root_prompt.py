@@ -3,6 +3,8 @@ the conversation; and how close it comes to the model's window."""
 
 from __future__ import annotations
 
+import asyncio
+
 from langchain_core.messages import BaseMessage, SystemMessage
 from langchain_core.messages.utils import count_tokens_approximately
 
@@ -50,7 +52,8 @@ def context_window(settings: RLMSettings) -> int | None:
     return info.get("max_input_tokens") or info.get("max_tokens")
 
 
-def compaction_budget(settings: RLMSettings) -> int | None:
-    """The prompt size past which the working history is compacted."""
-    window = context_window(settings)
+async def compaction_budget(settings: RLMSettings) -> int | None:
+    """The prompt size past which the working history is compacted (model info needs litellm,
+    whose import blocks, so it is looked up off the event loop)."""
+    window = await asyncio.to_thread(context_window, settings)
     return int(window * settings.compact_threshold) if window else None

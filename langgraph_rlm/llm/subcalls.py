@@ -70,7 +70,8 @@ class SubCallRouter:
         if self.child is None:
             if context_sha is None or self.load_text is None:
                 return await self.llm_query(prompt)
-            return await self.llm_query(f"{prompt}\n\n{self.load_text(context_sha)}")
+            context = await asyncio.to_thread(self.load_text, context_sha)
+            return await self.llm_query(f"{prompt}\n\n{context}")
         number = self._claim()
         self.emit({"event": "subcall", "phase": "start", "n": number, "kind": "rlm"})
         try:

@@ -27,14 +27,14 @@ async def check_final(state: RLMState, runtime: Runtime[RLMSettings]) -> Command
     if limit:
         runtime.stream_writer({"event": "limit", "reason": limit})
         return Command(update={"stop_reason": limit}, goto="generate_code")
-    if nears_the_window(state, runtime.context):
+    if await nears_the_window(state, runtime.context):
         return Command(goto="compact_memory")
     return Command(goto="generate_code")
 
 
-def nears_the_window(state: RLMState, settings: RLMSettings) -> bool:
+async def nears_the_window(state: RLMState, settings: RLMSettings) -> bool:
     """Whether the next root prompt passes the compaction threshold, with older steps to condense."""
-    budget = compaction_budget(settings)
+    budget = await compaction_budget(settings)
     working = len(state.messages) - state.turn_start - 1
     if budget is None or working < MIN_WORK_TO_COMPACT:
         return False

@@ -16,9 +16,8 @@ from langgraph.types import Command
 
 from langgraph_rlm.graph.config import RLMSettings
 from langgraph_rlm.graph.state import RLMState, Turn
-from langgraph_rlm.llm.models import chat_model
 from langgraph_rlm.llm.replies import clip
-from langgraph_rlm.llm.root import ModelCallFailed, call_root
+from langgraph_rlm.llm.root import ModelCallFailed, call_root_model
 from langgraph_rlm.llm.root_prompt import compaction_budget
 from langgraph_rlm.prompts import render
 
@@ -78,12 +77,12 @@ async def summarise(
 ) -> tuple[str, dict] | None:
     """The summary and its usage; None (the messages stay as they are) when the call fails."""
     settings = runtime.context
-    budget = compaction_budget(settings)
+    budget = await compaction_budget(settings)
     room = min(WORK_CHARS, budget * CHARS_PER_TOKEN // 2) if budget else WORK_CHARS
     work = clip("\n\n".join(f"[{m.type}] {clip(m.text, MESSAGE_CHARS)}" for m in messages), room)
     request = render(prompt, question=question, work=work, max_words=SUMMARY_WORDS)
     try:
-        reply, usage = await call_root(chat_model(settings.model, settings.api_base), [HumanMessage(request)])
+        reply, usage = await call_root_model(settings.model, settings.api_base, [HumanMessage(request)])
     except ModelCallFailed as exc:
         runtime.stream_writer({"event": "warning", "message": f"kept the messages uncompacted: {exc}"})
         return None

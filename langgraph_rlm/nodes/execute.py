@@ -20,7 +20,7 @@ async def execute(state: RLMState, runtime: Runtime[RLMSettings]) -> dict:
     settings, emit = runtime.context, runtime.stream_writer
     if not state.pending_code:
         return {} if state.stop_reason else {"messages": [HumanMessage(render("no_code"))]}
-    resources = resources_for(settings)
+    resources = await resources_for(settings)
     router = SubCallRouter(
         settings.sub_model,
         api_base=settings.api_base,

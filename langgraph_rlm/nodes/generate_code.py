@@ -7,9 +7,8 @@ from langgraph.runtime import Runtime
 
 from langgraph_rlm.graph.config import RLMSettings
 from langgraph_rlm.graph.state import RLMState
-from langgraph_rlm.llm.models import chat_model
 from langgraph_rlm.llm.replies import code_blocks
-from langgraph_rlm.llm.root import call_root
+from langgraph_rlm.llm.root import call_root_model
 from langgraph_rlm.llm.root_prompt import root_prompt
 from langgraph_rlm.prompts import render
 
@@ -20,7 +19,7 @@ async def generate_code(state: RLMState, runtime: Runtime[RLMSettings]) -> dict:
     if state.stop_reason:
         asked = [HumanMessage(render("best_answer", reason=state.stop_reason))]
     prompt = root_prompt(state.contexts, [*state.messages, *asked], settings)
-    reply, usage = await call_root(chat_model(settings.model, settings.api_base), prompt)
+    reply, usage = await call_root_model(settings.model, settings.api_base, prompt)
     blocks = code_blocks(reply.text)
     runtime.stream_writer(
         {"event": "step", "iteration": state.iteration + 1, "blocks": blocks, "usage": usage}

@@ -18,7 +18,7 @@ from langgraph_rlm.persistence.contexts import ingest
 
 
 async def start_turn(state: RLMState, config: RunnableConfig, runtime: Runtime[RLMSettings]) -> dict:
-    blobs = resources_for(runtime.context).blobs
+    blobs = (await resources_for(runtime.context)).blobs
     stored = [c for c in state.contexts if isinstance(c, dict)]
     for item in state.contexts:
         if isinstance(item, str):

@@ -23,6 +23,13 @@ TAG = "\x1eRLM\x1e"
 GRACE = 30.0
 
 
+def worker_files(workdir: str) -> list[tuple[str, io.BytesIO]]:
+    """The worker and cloudpickle, read from disk (off the event loop) to stream into the sandbox."""
+    files = [(f"{workdir}/repl_worker.py", WORKER_PATH)]
+    files += [(f"{workdir}/lib/cloudpickle/{m.name}", m) for m in sorted(CLOUDPICKLE_DIR.glob("*.py"))]
+    return [(target, io.BytesIO(path.read_bytes())) for target, path in files]
+
+
 def debug_mode() -> bool:
     return os.environ.get("E2B_DEBUG", "").lower() in ("1", "true", "yes")
 
@@ -120,11 +127,8 @@ class E2BSandbox:
         workdir = self.spec.e2b_workdir
         try:
             self.sandbox = await self._connect(AsyncSandbox) or await AsyncSandbox.create()
-            with open(WORKER_PATH, "rb") as worker:
-                await self.sandbox.files.write(f"{workdir}/repl_worker.py", worker)
-            for module in sorted(CLOUDPICKLE_DIR.glob("*.py")):
-                with open(module, "rb") as source:
-                    await self.sandbox.files.write(f"{workdir}/lib/cloudpickle/{module.name}", source)
+            for target, source in await asyncio.to_thread(worker_files, workdir):
+                await self.sandbox.files.write(target, source)
             limits = f"{self.spec.memory_mb}, {self.spec.big_value_bytes}, {self.spec.max_processes}"
             setup = await self.sandbox.run_code(
                 f"import sys\nsys.path[:0] = [{workdir!r}, {workdir + '/lib'!r}]\nimport repl_worker\n"

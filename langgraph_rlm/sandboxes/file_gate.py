@@ -8,17 +8,22 @@ from pathlib import Path
 
 
 class FileGate:
-    def __init__(self, files: Iterable[Path] = (), folders: Iterable[Path] = ()) -> None:
-        self.files = {Path(os.path.realpath(f)) for f in files}
-        self.folders = [Path(os.path.realpath(d)) for d in folders]
+    """Paths are resolved when a file is asked for (symlinks and `..` included), never before,
+    so building a gate touches no disk; `check` does, and runs off the event loop."""
 
-    def allow(self, path: Path) -> None:
-        self.files.add(Path(os.path.realpath(path)))
+    def __init__(self, files: Iterable[Path] = (), folders: Iterable[Path] = ()) -> None:
+        self.files = set(map(Path, files))
+        self.folders = list(map(Path, folders))
+
+    def allow(self, paths: Iterable[Path]) -> None:
+        self.files.update(map(Path, paths))
 
     def check(self, path: str) -> Path:
         """The real path of an allowed file; PermissionError for anything else."""
         real = Path(os.path.realpath(path))
-        if real in self.files or any(real.is_relative_to(folder) for folder in self.folders):
+        files = {Path(os.path.realpath(f)) for f in self.files}
+        folders = [Path(os.path.realpath(d)) for d in self.folders]
+        if real in files or any(real.is_relative_to(folder) for folder in folders):
             if not real.is_file():
                 raise FileNotFoundError(f"{path}: no such file")
             return real

@@ -60,8 +60,9 @@ class ProcessSandbox:
         return sandbox_environment(str(CLOUDPICKLE_DIR.parent))
 
     async def start(self) -> WorkerChannel:
+        command = await asyncio.to_thread(self.command)
         self.process = await asyncio.create_subprocess_exec(
-            *self.command(),
+            *command,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

@@ -101,7 +101,8 @@ class ReplSession:
             variables=manifest.pop("variables"),
             lost=manifest["lost"],
         )
-        result.snapshot = self.at = self.blobs.put(json.dumps(manifest, sort_keys=True).encode())
+        manifest_bytes = json.dumps(manifest, sort_keys=True).encode()
+        result.snapshot = self.at = await asyncio.to_thread(self.blobs.put, manifest_bytes)
         result.snapshot_seconds = time.perf_counter() - started
         return result
 
@@ -134,12 +135,12 @@ class ReplSession:
 
     async def _restart(self) -> None:
         await self.close()
-        self.sandbox = self.make_sandbox()
+        self.sandbox = await asyncio.to_thread(self.make_sandbox)
         self.channel = await self.sandbox.start()
 
     async def _restore(self, snapshot: str) -> None:
         assert self.channel is not None
-        manifest = json.loads(self.blobs.get(snapshot))
+        manifest = json.loads(await asyncio.to_thread(self.blobs.get, snapshot))
         done = await self.channel.call({"op": "restore", "manifest": manifest}, self._handler(None))
         if done.get("error"):
             raise RuntimeError(f"the REPL snapshot {snapshot[:12]} could not be restored: {done['error']}")
@@ -153,7 +154,7 @@ class ReplSession:
             if op == "get_blob":
                 return {"op": "blob"}, await asyncio.to_thread(self.blobs.get, frame["sha"])
             if op == "read_file":
-                path = self.gate.check(frame["path"])
+                path = await asyncio.to_thread(self.gate.check, frame["path"])
                 sha, size = await asyncio.to_thread(self.blobs.put_file, path)
                 return {"value": {"sha": sha, "size": size}}, None
             if subcalls is None:

@@ -1,0 +1,78 @@
+"""The graph served by `langgraph dev` (the LangGraph API server), driven by `langgraph-sdk`."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import need_bwrap, unavailable
+from tests.openai_server import ScriptedOpenAIServer, is_root_call, last_question
+
+REPO = Path(__file__).parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def model(messages):
+    if not is_root_call(messages):
+        return "summary"
+    if last_question(messages) == "remember the length":
+        return "```repl\nlength = len(context)\nFINAL('noted')\n```"
+    return "```repl\nFINAL(length * 2)\n```"
+
+
+async def test_langgraph_dev_serves_a_persistent_rlm(tmp_path):
+    need_bwrap()
+    if subprocess.run([sys.executable, "-c", "import langgraph_api"], capture_output=True).returncode != 0:
+        unavailable("langgraph-cli[inmem] is not installed (pip install -e '.[test]')")
+    from langgraph_sdk import get_client
+
+    context = tmp_path / "notes.txt"
+    context.write_text("n" * 1234)
+    port = free_port()
+    with ScriptedOpenAIServer(model) as llm:
+        env = {
+            **os.environ,
+            "RLM_MODEL": "openai/scripted",
+            "RLM_SUB_MODEL": "openai/scripted",
+            "RLM_API_BASE": llm.url,
+            "RLM_STATE_DIR": str(tmp_path / "state"),
+        }
+        log = open(tmp_path / "server.log", "w")  # noqa: SIM115 (the server writes to it until the end)
+        server = subprocess.Popen(
+            ["langgraph", "dev", "--no-browser", "--no-reload", "--port", str(port)],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            client = get_client(url=f"http://127.0.0.1:{port}")
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    await client.assistants.search(graph_id="rlm")
+                    break
+                except Exception:
+                    if server.poll() is not None or time.monotonic() > deadline:
+                        raise AssertionError((tmp_path / "server.log").read_text()[-2000:]) from None
+                    time.sleep(1)
+            thread = await client.threads.create()
+            first = await client.runs.wait(
+                thread["thread_id"], "rlm", input={"query": "remember the length", "contexts": [str(context)]}
+            )
+            assert first["answer"] == "noted"
+            second = await client.runs.wait(thread["thread_id"], "rlm", input={"query": "double it"})
+            assert second["answer"] == "2468"
+            assert second["stop_reason"] == "final"
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
