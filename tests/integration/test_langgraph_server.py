@@ -24,8 +24,11 @@ def free_port() -> int:
 def model(messages):
     if not is_root_call(messages):
         return "summary"
-    if last_question(messages) == "remember the length":
-        return "```repl\nlength = len(context)\nFINAL('noted')\n```"
+    question = last_question(messages)
+    if question == "remember the length":
+        return "```repl\nlength = len(context)\nchild = rlm_query('child: measure', context='abc')\nFINAL('noted ' + child)\n```"
+    if question == "child: measure":
+        return "```repl\nFINAL(len(context))\n```"
     return "```repl\nFINAL(length * 2)\n```"
 
 
@@ -69,7 +72,7 @@ async def test_langgraph_dev_serves_a_persistent_rlm(tmp_path):
             first = await client.runs.wait(
                 thread["thread_id"], "rlm", input={"query": "remember the length", "contexts": [str(context)]}
             )
-            assert first["answer"] == "noted"
+            assert first["answer"] == "noted 3"
             second = await client.runs.wait(thread["thread_id"], "rlm", input={"query": "double it"})
             assert second["answer"] == "2468"
             assert second["stop_reason"] == "final"
