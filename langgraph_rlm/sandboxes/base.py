@@ -41,7 +41,9 @@ class Sandbox(Protocol):
         """Starts the worker and returns its channel once it has said it is ready."""
         ...
 
-    async def stop(self) -> None: ...
+    async def stop(self, keep: bool = True) -> None:
+        """Ends the sandbox; `keep=False` (a broken one) forbids keeping it for later."""
+        ...
 
     async def describe_exit(self) -> str:
         """Why the worker is gone, for the message the root model sees."""

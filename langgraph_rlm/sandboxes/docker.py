@@ -185,7 +185,7 @@ class DockerSandbox:
             return f"the worker was killed by {signal.Signals(code - 128).name}"
         return f"the worker exited with status {code}"
 
-    async def stop(self) -> None:
+    async def stop(self, keep: bool = True) -> None:
         if self.socket is not None:
             with contextlib.suppress(OSError):
                 self.socket.shutdown(socket.SHUT_WR)

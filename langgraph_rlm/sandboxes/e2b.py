@@ -158,12 +158,12 @@ class E2BSandbox:
     async def describe_exit(self) -> str:
         return "the worker's E2B kernel stopped"
 
-    async def stop(self) -> None:
+    async def stop(self, keep: bool = True) -> None:
         """Kills the sandbox, or pauses it (the e2b_pause setting) so the thread can resume it later."""
         if self.sandbox is None:
             return
         sandbox, self.sandbox = self.sandbox, None
-        if self.spec.e2b_pause:
+        if keep and self.spec.e2b_pause:
             with contextlib.suppress(Exception):
                 await sandbox.pause()
                 return

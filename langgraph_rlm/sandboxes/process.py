@@ -105,7 +105,7 @@ class ProcessSandbox:
             return f"the worker was killed by {name}"
         return f"the worker exited with status {code}"
 
-    async def stop(self) -> None:
+    async def stop(self, keep: bool = True) -> None:
         process = self.process
         if process is None or process.returncode is not None:
             return

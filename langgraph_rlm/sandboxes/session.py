@@ -111,9 +111,9 @@ class ReplSession:
         """What a later process can reconnect to (an E2B sandbox's id), when the backend has one."""
         return getattr(self.sandbox, "sandbox_id", None)
 
-    async def close(self) -> None:
+    async def close(self, keep: bool = True) -> None:
         if self.sandbox is not None:
-            await self.sandbox.stop()
+            await self.sandbox.stop(keep)
         self.sandbox = self.channel = None
         self.at = None
 
@@ -123,7 +123,7 @@ class ReplSession:
         else:
             what = await self.sandbox.describe_exit() if self.sandbox else str(exc)
         snapshot = self.at
-        await self.close()
+        await self.close(keep=False)
         await self.ensure(snapshot)
         return CellResult(
             error=(
