@@ -12,6 +12,7 @@ from langgraph_rlm.sandboxes.base import WorkerDied
 Frame = dict[str, Any]
 Reply = tuple[Frame, bytes | None]
 RequestHandler = Callable[[Frame, bytes | None], Awaitable[Reply | None]]
+Deliver = Callable[[Frame, Frame, bytes | None], Awaitable[None]]
 
 STREAM_LIMIT = 1 << 28
 
@@ -61,36 +62,53 @@ class WorkerChannel:
         return frame
 
     async def call(self, message: Frame, handle: RequestHandler) -> Frame:
-        """Sends a command and serves the worker's requests until its `done` comes back.
-
-        Blob uploads are stored in order, before `done`, because the answer refers to them;
-        model calls run as tasks so a batch is answered concurrently.
-        """
+        """Sends a command and serves the worker's requests until its `done` comes back."""
         self._calls += 1
         call_id = self._calls
         await self.send({**message, "id": call_id})
-        tasks: set[asyncio.Task] = set()
+        requests = RequestServer(handle, self._deliver)
         try:
             while True:
                 frame, data = await self.read()
                 if frame.get("op") == "done" and frame.get("id") == call_id:
                     return frame
-                if "id" not in frame:
-                    await handle(frame, data)
-                    continue
-                task = asyncio.create_task(self._answer(frame, data, handle))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
+                await requests.serve(frame, data)
         finally:
-            for task in tasks:
-                task.cancel()
+            requests.cancel()
 
-    async def _answer(self, frame: Frame, data: bytes | None, handle: RequestHandler) -> None:
-        try:
-            reply = await handle(frame, data)
-        except Exception as exc:  # the worker gets the reason, the cell decides what to do
-            reply = ({"op": "reply", "error": f"{type(exc).__name__}: {exc}"}, None)
-        if reply is None:
-            return
-        message, payload = reply
+    async def _deliver(self, frame: Frame, message: Frame, payload: bytes | None) -> None:
         await self.send({"op": "reply", **message, "id": frame["id"]}, payload)
+
+
+class RequestServer:
+    """Serves a worker's requests while one command runs, whatever carries the answers.
+
+    Uploads (frames without an id) are stored in order, before `done`, because the answer refers
+    to them; requests run as tasks so a batch is answered concurrently; what is still running
+    when the command ends is cancelled.
+    """
+
+    def __init__(self, handle: RequestHandler, deliver: Deliver) -> None:
+        self.handle = handle
+        self.deliver = deliver
+        self.tasks: set[asyncio.Task] = set()
+
+    async def serve(self, frame: Frame, data: bytes | None) -> None:
+        if "id" not in frame:
+            await self.handle(frame, data)
+            return
+        task = asyncio.create_task(self._answer(frame, data))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _answer(self, frame: Frame, data: bytes | None) -> None:
+        try:
+            reply = await self.handle(frame, data)
+        except Exception as exc:  # the worker gets the reason, the cell decides what to do
+            reply = ({"error": f"{type(exc).__name__}: {exc}"}, None)
+        if reply is not None:
+            await self.deliver(frame, *reply)
+
+    def cancel(self) -> None:
+        for task in self.tasks:
+            task.cancel()

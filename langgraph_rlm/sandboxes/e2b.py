@@ -16,7 +16,7 @@ import os
 from typing import Any
 
 from langgraph_rlm.sandboxes.base import SandboxSpec, SandboxUnavailable, WorkerDied
-from langgraph_rlm.sandboxes.channel import Frame, RequestHandler
+from langgraph_rlm.sandboxes.channel import Frame, RequestHandler, RequestServer
 from langgraph_rlm.sandboxes.process import CLOUDPICKLE_DIR, WORKER_PATH
 
 TAG = "\x1eRLM\x1e"
@@ -47,7 +47,7 @@ class E2BChannel:
         command = {**message, "id": self._calls}
         done: list[Frame] = []
         pending = ""
-        tasks: set[asyncio.Task] = set()
+        requests = RequestServer(handle, self._deliver)
 
         async def on_stdout(output: Any) -> None:
             nonlocal pending
@@ -60,12 +60,8 @@ class E2BChannel:
                 data = await self.read(frame["file"]) if "file" in frame else None
                 if frame.get("op") == "done" and frame.get("id") == command["id"]:
                     done.append(frame)
-                elif "id" not in frame:
-                    await handle(frame, data)
                 else:
-                    task = asyncio.create_task(self._answer(frame, data, handle))
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
+                    await requests.serve(frame, data)
 
         code = f"_rlm.handle_json({json.dumps(command)!r})"
         try:
@@ -73,8 +69,7 @@ class E2BChannel:
         except Exception as exc:
             raise WorkerDied(f"the E2B execution failed ({type(exc).__name__}: {exc})") from exc
         finally:
-            for task in tasks:
-                task.cancel()
+            requests.cancel()
         if not done:
             error = execution.error
             raise WorkerDied(
@@ -85,14 +80,8 @@ class E2BChannel:
     async def read(self, path: str) -> bytes:
         return bytes(await self.sandbox.files.read(path, format="bytes"))
 
-    async def _answer(self, frame: Frame, data: bytes | None, handle: RequestHandler) -> None:
-        try:
-            reply = await handle(frame, data)
-        except Exception as exc:
-            reply = ({"error": f"{type(exc).__name__}: {exc}"}, None)
-        if reply is None:
-            return
-        message, payload = reply
+    async def _deliver(self, frame: Frame, message: Frame, payload: bytes | None) -> None:
+        """An answer is a file the worker waits for; its payload, if any, is uploaded first."""
         base = f"{self.workdir}/replies/{frame['id']}"
         if payload is not None:
             await self.sandbox.files.write(base + ".blob", io.BytesIO(payload))
