@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from langgraph_rlm.sandboxes.channel import Channel
+
+
+def exit_description(code: int) -> str:
+    """A worker's exit status in words; a signal shows as a negative code or, through a shell,
+    bubblewrap or Docker, as 128 plus its number."""
+    number = -code if code < 0 else code - 128 if 128 < code < 160 else None
+    if number is None:
+        return f"the worker exited with status {code}"
+    name = signal.Signals(number).name if number in signal.Signals._value2member_map_ else str(number)
+    return f"the worker was killed by {name}"
 
 
 class SandboxUnavailable(RuntimeError):

@@ -13,7 +13,7 @@ import socket
 import struct
 from typing import Any
 
-from langgraph_rlm.sandboxes.base import SandboxSpec, SandboxUnavailable, WorkerDied
+from langgraph_rlm.sandboxes.base import SandboxSpec, SandboxUnavailable, WorkerDied, exit_description
 from langgraph_rlm.sandboxes.channel import STREAM_LIMIT, WorkerChannel
 from langgraph_rlm.sandboxes.process import CLOUDPICKLE_DIR, START_TIMEOUT, WORKER_PATH
 
@@ -178,12 +178,7 @@ class DockerSandbox:
             return "the worker was killed by the out-of-memory killer"
         if state.get("Running"):
             return "the worker stopped answering"
-        code = state.get("ExitCode")
-        if code and 128 < code < 160:
-            import signal
-
-            return f"the worker was killed by {signal.Signals(code - 128).name}"
-        return f"the worker exited with status {code}"
+        return exit_description(state.get("ExitCode", 0))
 
     async def stop(self, keep: bool = True) -> None:
         if self.socket is not None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import cloudpickle
 
-from langgraph_rlm.sandboxes.base import SandboxSpec, SandboxUnavailable, WorkerDied
+from langgraph_rlm.sandboxes.base import SandboxSpec, SandboxUnavailable, WorkerDied, exit_description
 from langgraph_rlm.sandboxes.channel import STREAM_LIMIT, WorkerChannel
 
 WORKER_PATH = Path(__file__).parent / "worker" / "repl_worker.py"
@@ -97,13 +97,7 @@ class ProcessSandbox:
         if self.process is not None:
             with contextlib.suppress(TimeoutError):
                 code = await asyncio.wait_for(self.process.wait(), 2)
-        if code is None:
-            return "the worker stopped answering"
-        number = -code if code < 0 else code - 128 if 128 < code < 160 else None
-        if number is not None:
-            name = signal.Signals(number).name if number in signal.Signals._value2member_map_ else str(number)
-            return f"the worker was killed by {name}"
-        return f"the worker exited with status {code}"
+        return "the worker stopped answering" if code is None else exit_description(code)
 
     async def stop(self, keep: bool = True) -> None:
         process = self.process
