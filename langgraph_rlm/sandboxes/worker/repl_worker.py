@@ -261,26 +261,27 @@ class Worker:
         namespace.update(self.helpers)
         return namespace
 
-    def _ask(self, op, prompts, **fields):
-        """Sends every prompt at once and waits for all, so the host can run them concurrently."""
-        slots = [self.channel.start_request(dict(fields, op=op, prompt=str(p))) for p in prompts]
-        answers = []
-        for slot in slots:
-            reply, _ = self.channel.wait(slot)
-            answers.append(reply)
-        return answers
+    def _ask(self, requests):
+        """Sends every request at once and waits for all, so the host can run them concurrently."""
+        slots = [self.channel.start_request(request) for request in requests]
+        return [self.channel.wait(slot)[0] for slot in slots]
+
+    @staticmethod
+    def _answers(replies):
+        """A failed request yields an error string in its slot, not a failed batch."""
+        return [r["value"] if not r.get("error") else "Error: " + r["error"] for r in replies]
 
     def llm_query(self, prompt, model=None):
         """One sub-model call; raises LLMQueryError when the host could not get an answer."""
-        (reply,) = self._ask("llm_query", [prompt], model=model)
+        (reply,) = self._ask([{"op": "llm_query", "prompt": str(prompt), "model": model}])
         if reply.get("error"):
             raise LLMQueryError(reply["error"])
         return reply["value"]
 
     def llm_query_batched(self, prompts, model=None):
         """Many sub-model calls in parallel; a failed prompt yields an error string in its slot."""
-        replies = self._ask("llm_query", list(prompts), model=model)
-        return [r["value"] if not r.get("error") else "Error: " + r["error"] for r in replies]
+        requests = [{"op": "llm_query", "prompt": str(p), "model": model} for p in prompts]
+        return self._answers(self._ask(requests))
 
     def _context_sha(self, context):
         if context is None:
@@ -298,14 +299,11 @@ class Worker:
         contexts = list(contexts) if contexts is not None else [None] * len(prompts)
         if len(contexts) != len(prompts):
             raise ValueError("rlm_query_batched needs one context per prompt")
-        slots = [
-            self.channel.start_request(
-                {"op": "rlm_query", "prompt": str(p), "context_sha": self._context_sha(c)}
-            )
+        requests = [
+            {"op": "rlm_query", "prompt": str(p), "context_sha": self._context_sha(c)}
             for p, c in zip(prompts, contexts)
         ]
-        replies = [self.channel.wait(slot)[0] for slot in slots]
-        return [r["value"] if not r.get("error") else "Error: " + r["error"] for r in replies]
+        return self._answers(self._ask(requests))
 
     def FINAL(self, value):
         """Delivers the answer straight from the REPL; the first FINAL of a reply wins."""
