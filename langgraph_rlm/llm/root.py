@@ -18,18 +18,13 @@ class ModelCallFailed(RuntimeError):
 async def call_root_model(
     model: str | BaseChatModel, api_base: str | None, messages: list[BaseMessage]
 ) -> tuple[AIMessage, Usage]:
-    """The root model named by a setting; building a litellm model imports litellm, so off the loop."""
-    return await call_root(await asyncio.to_thread(chat_model, model, api_base), messages)
-
-
-async def call_root(
-    model: BaseChatModel, messages: list[BaseMessage], name: str | None = None
-) -> tuple[AIMessage, Usage]:
+    """One root call. Building a litellm model imports litellm, which blocks, so off the loop."""
+    llm = await asyncio.to_thread(chat_model, model, api_base)
     try:
-        reply = await model.ainvoke(messages)
+        reply = await llm.ainvoke(messages)
     except Exception as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelCallFailed(f"the root model call failed: {detail}") from exc
     if not isinstance(reply, AIMessage):
         raise ModelCallFailed(f"the root model returned {type(reply).__name__}, not a message")
-    return reply, usage_of(reply, name or model_name(model), "root")
+    return reply, usage_of(reply, model_name(llm), "root")
