@@ -24,7 +24,7 @@ from rich.table import Table
 from langgraph_rlm.graph.config import SANDBOXES, RLMSettings
 from langgraph_rlm.progress import Progress, usage_line
 from langgraph_rlm.sandboxes import check_available
-from langgraph_rlm.sandboxes.base import SandboxUnavailable
+from langgraph_rlm.sandboxes.base import SandboxLost, SandboxUnavailable
 
 DEFAULT_THREAD = "default"
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
@@ -344,6 +344,11 @@ async def ask(question: str, paths: list[str], settings: RLMSettings, thread: st
         return await run_turn(settings, thread, question, paths, progress)
     except UnfinishedTurn as exc:
         raise UserError(str(exc)) from None
+    except SandboxLost as exc:
+        raise SandboxLost(
+            f"the run stopped, its thread saved up to the last step (ask the same question again to "
+            f"resume it): {exc}"
+        ) from None
 
 
 def show_status(thread: str, values: dict[str, Any]) -> None:

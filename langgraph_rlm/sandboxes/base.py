@@ -29,6 +29,11 @@ class WorkerDied(RuntimeError):
     """The worker process ended while the host was waiting on it."""
 
 
+class SandboxLost(RuntimeError):
+    """The worker died and no new one could be started, so the run cannot go on; the
+    checkpoint before the failed step stays as it was."""
+
+
 @dataclass(frozen=True)
 class SandboxSpec:
     """What a backend needs to know to start a worker."""

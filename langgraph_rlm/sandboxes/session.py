@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from langgraph_rlm.persistence.blobs import BlobStore
-from langgraph_rlm.sandboxes.base import Sandbox, WorkerDied
+from langgraph_rlm.sandboxes.base import Sandbox, SandboxLost, WorkerDied
 from langgraph_rlm.sandboxes.channel import Channel, Frame, Reply
 from langgraph_rlm.sandboxes.file_gate import FileGate
 
@@ -124,7 +124,12 @@ class ReplSession:
             what = await self.sandbox.describe_exit() if self.sandbox else str(exc)
         snapshot = self.at
         await self.close(keep=False)
-        await self.ensure(snapshot)
+        try:
+            await self.ensure(snapshot)
+        except Exception as exc:
+            await self.close(keep=False)
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise SandboxLost(f"{what}, and no new sandbox could be started: {reason}") from exc
         return CellResult(
             error=(
                 f"WorkerDied: {what} (for example os._exit, a crash, or running out of memory). "
