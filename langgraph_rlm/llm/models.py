@@ -49,14 +49,15 @@ def connection(model: str, api_base: str | None) -> dict[str, Any]:
 
 async def ask(model: str | BaseChatModel, prompt: str, api_base: str | None) -> tuple[str, Usage]:
     """One prompt, one answer. A litellm string goes straight to litellm: for a batch of a hundred
-    sub-calls the chat-model wrapper's overhead is a measurable share of the time."""
+    sub-calls the chat-model wrapper's overhead is a measurable share of the time. The provider
+    client's own retries are off: the sub_call_retries setting is the only retry loop."""
     if not isinstance(model, str):
         reply = await model.ainvoke(prompt)
         return reply.text, usage_of(reply, model_name(model), "sub")
     litellm = await asyncio.to_thread(import_litellm)
     options = await asyncio.to_thread(connection, model, api_base)
     messages = [{"role": "user", "content": prompt}]
-    response = await litellm.acompletion(model=model, messages=messages, **options)
+    response = await litellm.acompletion(model=model, messages=messages, max_retries=0, **options)
     tokens = response.usage
     cost = (getattr(response, "_hidden_params", None) or {}).get("response_cost") or 0.0
     usage: Usage = {
