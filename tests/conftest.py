@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import uuid
@@ -110,6 +111,12 @@ def need_e2b():
     return _e2b_stand_in[0]
 
 
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """The E2B stand-in lives for the whole run; its kernel and folder go with it."""
+    while _e2b_stand_in:
+        _e2b_stand_in.pop().__exit__(None, None, None)
+
+
 def need_backend(kind: str) -> None:
     if kind == "local":
         need_bwrap()
@@ -172,19 +179,47 @@ def context_of(blobs: FileBlobStore, text: str, name: str = "context_0", source:
     return {"name": name, "label": Path(source).name if source else name, "source": source, "sha": sha}
 
 
-def run_rlm(
-    args: list[str], state_dir: Path, env: dict[str, str] | None = None, **kw
-) -> subprocess.CompletedProcess:
-    """The real `rlm` command in a subprocess."""
+def start_rlm(args: list[str], state_dir: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """The real `rlm` command, started in a subprocess with the tests' state dir."""
     full_env = {
         **os.environ,
         "RLM_STATE_DIR": str(state_dir),
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
         **(env or {}),
     }
-    return subprocess.run(
-        [*RLM, *args], env=full_env, capture_output=True, text=True, timeout=kw.pop("timeout", 300), **kw
+    return subprocess.Popen(
+        [*RLM, *args],
+        env=full_env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
+
+
+def run_rlm(
+    args: list[str], state_dir: Path, env: dict[str, str] | None = None, input: str | None = None, timeout=300
+) -> subprocess.CompletedProcess:
+    """`rlm` run to its end; `.pid` names the process (its containers carry it in a label)."""
+    with start_rlm(args, state_dir, env) as process:
+        try:
+            stdout, stderr = process.communicate(input, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+    done = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    done.pid = process.pid
+    return done
+
+
+def containers_of(pid: int) -> list:
+    """The sandbox containers the host process `pid` of this machine started, whatever else runs."""
+    import docker
+
+    from langgraph_rlm.sandboxes.docker import LABEL
+
+    owner = f"{LABEL}.host={socket.gethostname()}:{pid}"
+    return docker.from_env().containers.list(all=True, filters={"label": owner})
 
 
 POSTGRES_ADMIN = os.environ.get("RLM_TEST_POSTGRES", "postgresql://postgres:rlm@127.0.0.1:5432/postgres")
@@ -233,6 +268,13 @@ def database(request) -> Iterator[Database]:
     name = f"rlm_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
         admin.execute(f"CREATE DATABASE {name}")
-    yield Database("postgres", POSTGRES_ADMIN.rsplit("/", 1)[0] + "/" + name)
+    url = POSTGRES_ADMIN.rsplit("/", 1)[0] + "/" + name
+    yield Database("postgres", url)
+    try:
+        with psycopg.connect(url) as conn:
+            used = conn.execute("SELECT count(*) FROM checkpoints").fetchone()[0] > 0
+    except psycopg.errors.UndefinedTable:
+        used = False
     with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    assert used, "a [postgres] test must keep its checkpoints in PostgreSQL (pass database.flags / .url)"

@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -87,7 +88,7 @@ class Kernel:
     def __init__(self, root: Path) -> None:
         self.marker = f"\x1f{uuid.uuid4().hex}\x1f"
         self.process = subprocess.Popen(
-            isolated([sys.executable, "-u", "-c", KERNEL, self.marker], root),
+            isolated([str(Path(sys.executable).resolve()), "-u", "-c", KERNEL, self.marker], root),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -125,10 +126,14 @@ class Kernel:
 
 
 class E2BStandIn(LoopbackServer):
+    """Kernels are started from one long-lived thread: bubblewrap's --die-with-parent ends a
+    child when the *thread* that started it exits, and HTTP handler threads are short-lived."""
+
     def __init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="e2b-stand-in-"))
         self.root.chmod(0o777)
-        self.kernel = Kernel(self.root)
+        self.spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="e2b-kernels")
+        self.kernel = self.new_kernel()
         self.lock = threading.Lock()
         self.executions = 0
         self.codes: list[str] = []
@@ -151,9 +156,13 @@ class E2BStandIn(LoopbackServer):
         for path in missing:
             path.chmod(0o777)
 
+    def new_kernel(self) -> Kernel:
+        return self.spawner.submit(Kernel, self.root).result()
+
     def __exit__(self, *exc: object) -> None:
         super().__exit__(*exc)
         self.kernel.kill()
+        self.spawner.shutdown()
         shutil.rmtree(self.root, ignore_errors=True)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -234,7 +243,7 @@ class E2BStandIn(LoopbackServer):
                     for kind, payload in server.kernel.execute(request["code"]):
                         if kind == "waiting" and self._client_gone():
                             server.kernel.kill()  # the client cancelled: stop the execution, as E2B does
-                            server.kernel = Kernel(server.root)
+                            server.kernel = server.new_kernel()
                             return
                         if kind in ("stdout", "stderr"):
                             self._line({"type": kind, "text": payload, "timestamp": time.time_ns()})
@@ -249,7 +258,7 @@ class E2BStandIn(LoopbackServer):
                                     "traceback": "",
                                 }
                             )
-                            server.kernel = Kernel(server.root)
+                            server.kernel = server.new_kernel()
                     self._line({"type": "end_of_execution"})
 
             def _client_gone(self) -> bool:

@@ -16,18 +16,31 @@ from typing import Any
 
 from tests.loopback import LoopbackServer, QuietHandler
 
+HOLD_SECONDS = 30.0
 Responder = Callable[[list[dict[str, Any]]], str]
 
 
 class ScriptedOpenAIServer(LoopbackServer):
-    def __init__(self, respond: Responder, delay: float = 0.0, garbage: bool = False) -> None:
+    def __init__(
+        self, respond: Responder, delay: float = 0.0, garbage: bool = False, hold_first: int = 0
+    ) -> None:
+        """`hold_first=N`: the first N requests wait for one another (up to HOLD_SECONDS), so a
+        client that sends N at once is seen with N in flight however slow the machine is."""
         self.respond = respond
         self.delay = delay
         self.garbage = garbage
+        self.hold_first = hold_first
         self.log: list[dict[str, Any]] = []
         self.received: list[list[dict[str, Any]]] = []
         self.lock = threading.Lock()
+        self.arrived = threading.Condition(self.lock)
         super().__init__(self._handler())
+
+    def _hold(self) -> None:
+        with self.arrived:
+            self.arrived.notify_all()
+            if len(self.received) <= self.hold_first:
+                self.arrived.wait_for(lambda: len(self.received) >= self.hold_first, HOLD_SECONDS)
 
     @property
     def url(self) -> str:
@@ -58,6 +71,7 @@ class ScriptedOpenAIServer(LoopbackServer):
                 messages = body.get("messages", [])
                 with server.lock:
                     server.received.append(messages)
+                server._hold()
                 try:
                     text = server.respond(messages)
                 except Exception as exc:  # the test's script failed: say so like a provider would

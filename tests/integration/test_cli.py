@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+import signal
+import socket
+import threading
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import need_bwrap, run_rlm
+from tests.conftest import containers_of, need_bwrap, run_rlm, start_rlm
 from tests.openai_server import ScriptedOpenAIServer, is_root_call, last_question, root_step
 
 SECRET = "SECRET-CODE-4242"
@@ -203,8 +206,11 @@ def test_docker_sandbox_end_to_end_leaves_no_container(tmp_path):
 
     context = tmp_path / "data.txt"
     context.write_text("docker " * 1000)
+    owners_seen = set()
 
     def model(messages):
+        for container in docker.from_env().containers.list(filters={"label": "langgraph-rlm"}):
+            owners_seen.add(container.labels["langgraph-rlm.host"])
         code = "import os\nFINAL(f'{len(context)} {os.getuid()} {open(\"/proc/1/cmdline\").read()[:11]}')"
         return f"```repl\n{code}\n```" if is_root_call(messages) else "summary"
 
@@ -213,7 +219,8 @@ def test_docker_sandbox_end_to_end_leaves_no_container(tmp_path):
         done = run_rlm(["run", "how long?", "-c", str(context), *flags], tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "7000 65534 /sbin/docke"
-    assert docker.from_env().containers.list(all=True, filters={"label": "langgraph-rlm"}) == []
+    assert f"{socket.gethostname()}:{done.pid}" in owners_seen, "the run's container carries its owner"
+    assert containers_of(done.pid) == []
 
 
 def test_doctor_reports_sandboxes_and_credential_names_only(tmp_path):
@@ -287,4 +294,91 @@ def test_e2b_pause_keeps_the_sandbox_and_the_next_run_reconnects(tmp_path):
     assert not any("e2b_key_that_stays_on_the_host" in code for code in server_e2b.codes)
     assert sum(1 for _, size in server_e2b.uploads if size == 2_000_000) == 1, (
         "the context was uploaded again"
+    )
+
+
+def test_ctrl_c_exits_130_and_the_thread_resumes(tmp_path):
+    need_bwrap()
+    waiting, release = threading.Event(), threading.Event()
+
+    def model(messages):
+        if not is_root_call(messages):
+            return "summary"
+        if root_step(messages) == 0:
+            return "```repl\nkept = 'still here'\n```"
+        waiting.set()
+        release.wait(60)
+        return "```repl\nFINAL(kept)\n```"
+
+    with ScriptedOpenAIServer(model) as server:
+        args = ["run", "the question", "--thread", "c", *model_flags(server)]
+        victim = start_rlm(args, tmp_path)
+        try:
+            assert waiting.wait(120), "the second step never reached the model"
+            victim.send_signal(signal.SIGINT)
+            _, stderr = victim.communicate(timeout=60)
+        finally:
+            victim.kill()
+            release.set()
+        assert victim.returncode == 130, stderr
+        assert "interrupted" in stderr and "Traceback" not in stderr
+        again = run_rlm(args, tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == "still here"
+    assert "resuming the unfinished question" in again.stderr
+    assert [root_step(m) for m in server.received if is_root_call(m)] == [0, 1, 1]
+
+
+def test_sub_call_retries_flag_retries_a_failing_sub_call(tmp_path):
+    need_bwrap()
+    attempts = []
+    code = "try:\n    out = llm_query('flaky')\nexcept Exception as e:\n    out = type(e).__name__"
+
+    def model(messages):
+        if is_root_call(messages):
+            return f"```repl\n{code}\n```" if root_step(messages) == 0 else "```repl\nFINAL(out)\n```"
+        if messages[-1]["content"] == "flaky":
+            attempts.append(1)
+            if len(attempts) < 3:
+                raise RuntimeError("temporarily overloaded")
+            return "steady"
+        return "summary"
+
+    with ScriptedOpenAIServer(model) as server:
+        retried = run_rlm(["run", "q", "--sub-call-retries", "2", *model_flags(server)], tmp_path)
+        assert retried.returncode == 0, retried.stderr
+        assert retried.stdout.strip() == "steady" and len(attempts) == 3
+        attempts.clear()
+        once = run_rlm(
+            ["run", "q2", "--sub-call-retries", "0", "--thread", "o", *model_flags(server)], tmp_path
+        )
+    assert once.returncode == 0, once.stderr
+    assert once.stdout.strip() == "LLMQueryError" and len(attempts) == 1
+
+
+def test_flags_win_over_environment_variables(tmp_path):
+    need_bwrap()
+
+    def model(messages):
+        if not is_root_call(messages):
+            return "sub"
+        if "reached its limit" in messages[-1]["content"]:
+            return "best"
+        return "```repl\nprint(llm_query('hi'))\n```"
+
+    env = {"RLM_SUB_MODEL": "openai/from-env", "RLM_MAX_ITERATIONS": "1"}
+    with ScriptedOpenAIServer(model) as server:
+        base = ["--model", "openai/root", "--api-base", server.url, "--no-compact-turns"]
+        from_env = run_rlm(["run", "q", "--thread", "env", *base], tmp_path, env=env)
+        env_models = {r["model"] for r in server.log if not is_root_call(r["messages"])}
+        server.log.clear()
+        flags = ["--sub-model", "openai/from-flag", "--max-iterations", "2"]
+        from_flags = run_rlm(["run", "q", "--thread", "flags", *base, *flags], tmp_path, env=env)
+        flag_models = {r["model"] for r in server.log if not is_root_call(r["messages"])}
+    assert from_env.returncode == 0 and from_flags.returncode == 0, from_env.stderr + from_flags.stderr
+    assert env_models == {"from-env"} and "ended by max_iterations (1 steps)" in " ".join(
+        from_env.stderr.split()
+    )
+    assert flag_models == {"from-flag"} and "ended by max_iterations (2 steps)" in " ".join(
+        from_flags.stderr.split()
     )

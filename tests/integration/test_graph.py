@@ -122,8 +122,8 @@ async def test_sub_call_limit_ends_the_run_and_fails_extra_calls(tmp_path):
 
 
 async def test_wall_clock_limit_cuts_a_slow_cell_and_ends_the_run(tmp_path):
-    respond = until_limit("```repl\nimport time\ntime.sleep(30)\n```", "out of time")
-    graph = compile_graph(ScriptedChatModel(respond=respond), tmp_path, max_time=2.0)
+    respond = until_limit("```repl\nimport time\ntime.sleep(600)\n```", "out of time")
+    graph = compile_graph(ScriptedChatModel(respond=respond), tmp_path, max_time=5.0)
     result = await graph.ainvoke({"query": "q"}, config())
     assert result["answer"] == "out of time"
     assert result["stop_reason"].startswith("max_time")
@@ -254,3 +254,51 @@ async def test_a_long_question_never_overflows_a_small_window(tmp_path):
     assert max(sizes) <= window
     state = await graph.aget_state({"configurable": {"thread_id": "long"}})
     assert state.values["messages"][0].content == "count"
+
+
+async def test_rlm_query_batched_runs_a_child_per_prompt(tmp_path):
+    def respond(messages):
+        question = next(m.content for m in messages if m.type == "human")
+        if question.startswith("child:"):
+            return f"```repl\nFINAL({question!r} + ' saw ' + str(len(context)))\n```"
+        if any("REPL output" in str(m.content) for m in messages):
+            return "```repl\nFINAL(str(replies))\n```"
+        return "```repl\nreplies = rlm_query_batched(['child: a', 'child: b'], ['xx', 'yyyy'])\n```"
+
+    graph = compile_graph(ScriptedChatModel(respond=respond), tmp_path, max_depth=1)
+    result = await graph.ainvoke({"query": "parent"}, config())
+    assert eval(result["answer"]) == ["child: a saw 2", "child: b saw 4"]
+
+
+async def test_custom_stream_mode_yields_steps_code_output_and_sub_calls(tmp_path):
+    code = "answers = llm_query_batched(['one', 'two'])\nprint('got', len(answers))"
+    root = ScriptedChatModel(respond=steps(f"```repl\n{code}\n```", "```repl\nFINAL('done')\n```"))
+    graph = compile_graph(root, tmp_path)
+    events = [e async for e in graph.astream({"query": "q"}, config(), stream_mode="custom")]
+    kinds = [e["event"] for e in events]
+    assert kinds[:2] == ["step", "code"] and kinds[-3:] == ["step", "code", "output"]
+    first_step, first_code = events[0], events[1]
+    assert first_step["iteration"] == 1 and first_step["blocks"] == [code]
+    assert first_step["usage"]["root_calls"] == 1
+    assert first_code["code"] == code
+    output = next(e for e in events if e["event"] == "output")
+    assert output["iteration"] == 1 and "got 2" in output["output"]
+    subcalls = [(e["phase"], e["kind"]) for e in events if e["event"] == "subcall"]
+    assert sorted(subcalls) == [("end", "llm")] * 2 + [("start", "llm")] * 2
+
+
+async def test_settings_given_per_run_as_context_win_over_the_builder(tmp_path):
+    from langgraph_rlm import RLMSettings
+
+    root = ScriptedChatModel(respond=until_limit("```repl\nprint('looking')\n```", "best guess"))
+    graph = compile_graph(root, tmp_path, max_iterations=30, compact_turns=False)
+    per_run = RLMSettings(
+        model=root,
+        sub_model=echo_sub(),
+        state_dir=str(tmp_path / "state"),
+        max_iterations=2,
+        compact_turns=False,
+    )
+    result = await graph.ainvoke({"query": "q"}, config(), context=per_run)
+    assert result["stop_reason"] == "max_iterations (2 steps)"
+    assert result["answer"] == "best guess" and len(root.calls) == 3

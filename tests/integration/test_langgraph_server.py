@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -32,6 +34,17 @@ def model(messages):
     return "```repl\nFINAL(length * 2)\n```"
 
 
+def served_from(folder: Path) -> Path:
+    """A folder with the repository's langgraph.json, its paths made absolute: the dev server keeps
+    its state (.langgraph_api/) in the folder it runs in, which must not be the checkout."""
+    config = json.loads((REPO / "langgraph.json").read_text())
+    config["dependencies"] = [str((REPO / dep).resolve()) for dep in config["dependencies"]]
+    config["graphs"] = {name: str(REPO / path) for name, path in config["graphs"].items()}
+    folder.mkdir()
+    (folder / "langgraph.json").write_text(json.dumps(config))
+    return folder
+
+
 async def test_langgraph_dev_serves_a_persistent_rlm(tmp_path):
     need_bwrap()
     if subprocess.run([sys.executable, "-c", "import langgraph_api"], capture_output=True).returncode != 0:
@@ -52,7 +65,7 @@ async def test_langgraph_dev_serves_a_persistent_rlm(tmp_path):
         log = open(tmp_path / "server.log", "w")  # noqa: SIM115 (the server writes to it until the end)
         server = subprocess.Popen(
             ["langgraph", "dev", "--no-browser", "--no-reload", "--port", str(port)],
-            cwd=REPO,
+            cwd=served_from(tmp_path / "served"),
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -67,7 +80,7 @@ async def test_langgraph_dev_serves_a_persistent_rlm(tmp_path):
                 except Exception:
                     if server.poll() is not None or time.monotonic() > deadline:
                         raise AssertionError((tmp_path / "server.log").read_text()[-2000:]) from None
-                    time.sleep(1)
+                    await asyncio.sleep(1)
             thread = await client.threads.create()
             first = await client.runs.wait(
                 thread["thread_id"], "rlm", input={"query": "remember the length", "contexts": [str(context)]}

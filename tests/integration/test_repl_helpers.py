@@ -166,3 +166,23 @@ async def test_a_snapshot_restores_into_a_fresh_worker(backend, open_session, bl
     await session.ensure(first.snapshot)
     result = await run(session, "print(counter.n, twice(21), len(words), re.__name__, len(context))", ctx)
     assert result.stdout.strip() == f"5 42 8 re {len('the context ' * 200_000)}"
+
+
+async def test_load_file_names_a_file_and_can_replace_all(backend, open_session, tmp_path: Path):
+    first, second = tmp_path / "first.txt", tmp_path / "second.txt"
+    first.write_text("one")
+    second.write_text("two two")
+    session = await open_session(backend, files=(first, second))
+    result = await run(
+        session,
+        f"print(load_file({str(first)!r}, name='a'))\n"
+        f"load_file({str(second)!r}, name='b')\n"
+        "print(sorted(f['name'] for f in list_files()), peek())\n"
+        f"load_file({str(first)!r}, name='only', replace_all=True)\n"
+        "print(list_files())",
+    )
+    assert result.error is None, result.error
+    out = result.stdout.splitlines()
+    assert out[0] == "loaded a (3 characters), now active"
+    assert out[1] == "['a', 'b'] two two"
+    assert out[2] == "[{'name': 'only', 'characters': 3, 'active': True}]"

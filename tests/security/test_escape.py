@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
@@ -117,3 +118,37 @@ async def test_the_worker_runs_without_root_privileges(isolated_backend, open_se
     result = await run(session, "import os\nprint(os.getuid() != 0 or open('/proc/self/status').read())")
     status = result.stdout
     assert status.strip() == "True" or "CapEff:\t0000000000000000" in status
+
+
+async def test_a_background_process_of_a_successful_cell_ends_with_the_cell(isolated_backend, open_session):
+    session = await open_session(isolated_backend)
+    started = await run(
+        session, "import subprocess\nchild = subprocess.Popen(['sleep', '600'])\nprint(child.poll())"
+    )
+    assert started.error is None and started.stdout.strip() == "None"
+    after = await run(session, "import os\nprint(os.path.exists(f'/proc/{child.pid}'))")
+    assert after.stdout.strip() == "False", "the cell's child outlived the cell"
+
+
+async def test_no_capabilities_and_no_new_privileges_inside(isolated_backend, open_session):
+    session = await open_session(isolated_backend)
+    result = await run(
+        session,
+        "status = dict(line.split(':\\t') for line in open('/proc/self/status').read().splitlines() if ':\\t' in line)\n"
+        "print(status['CapEff'].strip(), status['CapPrm'].strip(), status['NoNewPrivs'].strip())",
+    )
+    assert result.stdout.split() == ["0000000000000000", "0000000000000000", "1"]
+
+
+async def test_the_docker_container_is_created_hardened(open_session):
+    session = await open_session("docker", memory_mb=512, max_processes=32)
+    container = session.sandbox.container
+    await asyncio.to_thread(container.reload)
+    host = container.attrs["HostConfig"]
+    assert host["CapDrop"] == ["ALL"] and not host.get("CapAdd")
+    assert "no-new-privileges" in host["SecurityOpt"]
+    assert host["ReadonlyRootfs"] is True and host["NetworkMode"] == "none"
+    assert host["Privileged"] is False and host["PidsLimit"] == 32
+    assert host["Memory"] > 512 * 1024 * 1024 and host["Init"] is True
+    assert container.attrs["Config"]["User"] == "65534:65534"
+    assert all(mount["RW"] is False for mount in container.attrs["Mounts"] if mount["Type"] == "bind")

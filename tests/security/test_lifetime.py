@@ -7,11 +7,12 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import need_bwrap
+from tests.conftest import containers_of, need_bwrap
 
 HOST = """
 import asyncio, sys
@@ -49,24 +50,34 @@ def workers_marked(mark: int) -> list[int]:
     return found
 
 
+def unique_mark() -> int:
+    """A memory limit no other test's worker has, to find this test's workers by."""
+    return 4000 + uuid.uuid4().int % 100_000
+
+
+def wait_until(condition, seconds: float = 30.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 @pytest.mark.parametrize("backend", ["local", "process"])
 def test_killing_the_host_kills_the_sandbox(backend, tmp_path):
     if backend == "local":
         need_bwrap()
-    mark = 3000 + os.getpid() % 1000
+    mark = unique_mark()
     host = subprocess.Popen(
         [sys.executable, "-c", HOST, str(tmp_path), backend, str(mark)], stdout=subprocess.PIPE, text=True
     )
     try:
         assert host.stdout.readline().strip() == "ready"
-        time.sleep(1.0)
-        assert workers_marked(mark), "the worker should be running"
+        assert wait_until(lambda: workers_marked(mark)), "the worker should be running"
         host.send_signal(signal.SIGKILL)
         host.wait()
-        deadline = time.monotonic() + 10
-        while workers_marked(mark) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert workers_marked(mark) == []
+        assert wait_until(lambda: not workers_marked(mark)), "the worker outlived its host"
     finally:
         host.kill()
 
@@ -78,7 +89,7 @@ def test_a_container_orphaned_by_a_killed_host_is_removed(tmp_path):
     import docker
 
     client = docker.from_env()
-    mark = 3000 + os.getpid() % 1000 + 1
+    mark = unique_mark()
     host = subprocess.Popen(
         [
             sys.executable,
@@ -95,11 +106,10 @@ def test_a_container_orphaned_by_a_killed_host_is_removed(tmp_path):
         assert host.stdout.readline().strip() == "ready"
         host.send_signal(signal.SIGKILL)
         host.wait()
-        orphans = client.containers.list(all=True, filters={"label": "langgraph-rlm"})
-        assert orphans, "a killed host leaves its container (the next start collects it)"
+        assert containers_of(host.pid), "a killed host leaves its container (the next start collects it)"
         from langgraph_rlm.sandboxes.docker import remove_orphans
 
         remove_orphans(client)
-        assert client.containers.list(all=True, filters={"label": "langgraph-rlm"}) == []
+        assert containers_of(host.pid) == []
     finally:
         host.kill()
