@@ -65,6 +65,12 @@ class RLMSettings:
     cell_timeout: float = setting(120.0, "Seconds one REPL cell may run.", env="RLM_CELL_TIMEOUT")
     memory_limit: int = setting(4096, "Memory limit of the REPL, in MiB.", env="RLM_MEMORY_LIMIT")
     max_processes: int = setting(64, "Processes the REPL may run at once.", env="RLM_MAX_PROCESSES")
+    max_stored_mb: int = setting(
+        2048,
+        "REPL data (snapshots of changed variables, rlm_query contexts) one question may add to the "
+        "store, in MiB.",
+        env="RLM_MAX_STORED_MB",
+    )
     output_limit: int = setting(
         20_000, "Characters of a cell's output the root model sees (head and tail).", env="RLM_OUTPUT_LIMIT"
     )

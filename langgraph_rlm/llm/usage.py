@@ -13,6 +13,7 @@ class Usage(TypedDict, total=False):
     cost: float
     root_calls: int
     sub_calls: int
+    stored_bytes: int
 
 
 def add_usage(left: Usage | None, right: Usage | None) -> Usage:

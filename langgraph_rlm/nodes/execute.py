@@ -12,6 +12,7 @@ from langgraph_rlm.graph.resources import resources_for
 from langgraph_rlm.graph.state import RLMState
 from langgraph_rlm.llm.recursion import child_runner
 from langgraph_rlm.llm.subcalls import SubCallRouter
+from langgraph_rlm.llm.usage import add_usage
 from langgraph_rlm.prompts import render
 from langgraph_rlm.sandboxes.session import CellResult
 
@@ -34,6 +35,8 @@ async def execute(state: RLMState, runtime: Runtime[RLMSettings]) -> dict:
     timeout = min(settings.cell_timeout, max(1.0, settings.max_time - (time.time() - state.started_at)))
     session = await resources.session(state.session, settings, state.contexts, state.repl.get("sandbox"))
     results: list[CellResult] = []
+    quota = (settings.max_stored_mb << 20) - state.usage.get("stored_bytes", 0)
+    stored = 0
     async with session.lock:
         await session.ensure(state.repl["snapshot"])
         for code in state.pending_code:
@@ -45,7 +48,9 @@ async def execute(state: RLMState, runtime: Runtime[RLMSettings]) -> dict:
                 subcalls=router,
                 timeout=timeout,
                 output_limit=settings.output_limit,
+                store_quota=quota - stored,
             )
+            stored += result.stored_bytes
             emit(
                 {
                     "event": "output",
@@ -63,8 +68,8 @@ async def execute(state: RLMState, runtime: Runtime[RLMSettings]) -> dict:
         "repl": {"snapshot": last.snapshot, "variables": last.variables, "sandbox": session.sandbox_id},
         "answer": last.final,
         "pending_code": [],
-        "usage": router.usage,
-        "total_usage": router.usage,
+        "usage": (usage := add_usage(router.usage, {"stored_bytes": stored})),
+        "total_usage": usage,
     }
 
 
@@ -80,6 +85,9 @@ def cell_report(result: CellResult) -> str:
         parts.append("stderr:\n" + result.stderr.rstrip())
     if result.error:
         parts.append(result.error)
+    if result.dropped:
+        names = ", ".join(f"{name} ({why})" for name, why in result.dropped.items())
+        parts.append(f"Dropped while the REPL was restored (could not be loaded): {names}")
     if result.lost:
         names = ", ".join(f"{name} ({why})" for name, why in result.lost.items())
         parts.append(f"Not kept in the REPL snapshot (cannot be pickled; gone after a restart): {names}")

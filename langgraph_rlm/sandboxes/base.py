@@ -29,6 +29,15 @@ class WorkerDied(RuntimeError):
     """The worker process ended while the host was waiting on it."""
 
 
+class WorkerRefused(WorkerDied):
+    """The host ended the worker for what it sent (a malformed frame, a forged snapshot, too
+    much data): code in the REPL can reach the channel, so the worker is never trusted."""
+
+
+class WorkerHung(WorkerDied):
+    """The worker did not finish a command in the time the host allows for it."""
+
+
 class SandboxLost(RuntimeError):
     """The worker died and no new one could be started, so the run cannot go on; the
     checkpoint before the failed step stays as it was."""
@@ -39,6 +48,7 @@ class SandboxSpec:
     """What a backend needs to know to start a worker."""
 
     memory_mb: int = 4096
+    """Also the largest blob the host accepts from the worker: no value in it can be bigger."""
     max_processes: int = 64
     big_value_bytes: int = 1 << 20
     visible_files: tuple[Path, ...] = field(default_factory=tuple)

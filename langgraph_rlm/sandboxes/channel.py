@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from langgraph_rlm.sandboxes.base import WorkerDied
+from langgraph_rlm.sandboxes.base import WorkerDied, WorkerRefused
+from langgraph_rlm.sandboxes.worker.protocol import MAX_LINE, ProtocolError, check_from_worker, encode
 
 Frame = dict[str, Any]
 Reply = tuple[Frame, bytes | None]
 RequestHandler = Callable[[Frame, bytes | None], Awaitable[Reply | None]]
 Deliver = Callable[[Frame, Frame, bytes | None], Awaitable[None]]
 
-STREAM_LIMIT = 1 << 28
+STREAM_LIMIT = MAX_LINE
+MAX_IN_FLIGHT = 256
+ANSWERED_IN_ORDER = ("get_blob", "read_file")
 
 
 class Channel(Protocol):
@@ -29,36 +31,39 @@ class WorkerChannel:
     at: str | None = None
     """The snapshot the worker already holds when it starts (none: a fresh worker starts empty)."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, max_blob: int) -> None:
         self.reader = reader
         self.writer = writer
+        self.max_blob = max_blob
         self._calls = 0
 
     async def send(self, message: Frame, data: bytes | None = None) -> None:
-        if data is not None:
-            message = {**message, "nbytes": len(data)}
-        frame = json.dumps(message, separators=(",", ":")).encode() + b"\n"
         try:
-            self.writer.write(frame + data if data is not None else frame)
+            self.writer.write(encode(message, data))
             await self.writer.drain()
         except (ConnectionError, RuntimeError) as exc:
             raise WorkerDied(f"the channel closed ({exc})") from exc
 
     async def read(self) -> tuple[Frame, bytes | None]:
+        """The next frame, checked: anything the worker should never send ends it."""
         try:
             line = await self.reader.readline()
             if not line:
                 raise WorkerDied("the worker closed its channel")
-            frame = json.loads(line)
+            frame = check_from_worker(line, self.max_blob)
             data = await self.reader.readexactly(frame["nbytes"]) if "nbytes" in frame else None
-        except (asyncio.IncompleteReadError, ConnectionError, ValueError) as exc:
+        except ProtocolError as exc:
+            raise WorkerRefused(f"the worker sent {exc}") from None
+        except ValueError:
+            raise WorkerRefused(f"the worker sent a line longer than {MAX_LINE:,} bytes") from None
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
             raise WorkerDied(f"the channel broke ({exc})") from exc
         return frame, data
 
     async def expect(self, op: str) -> Frame:
         frame, _ = await self.read()
-        if frame.get("op") != op:
-            raise WorkerDied(f"expected {op!r} from the worker, got {frame.get('op')!r}")
+        if frame["op"] != op:
+            raise WorkerRefused(f"expected {op!r} from the worker, got {frame['op']!r}")
         return frame
 
     async def call(self, message: Frame, handle: RequestHandler) -> Frame:
@@ -70,8 +75,8 @@ class WorkerChannel:
         try:
             while True:
                 frame, data = await self.read()
-                if frame.get("op") == "done" and frame.get("id") == call_id:
-                    return frame
+                if frame["op"] == "done":
+                    return done_for(frame, call_id)
                 await requests.serve(frame, data)
         finally:
             requests.cancel()
@@ -80,12 +85,19 @@ class WorkerChannel:
         await self.send({"op": "reply", **message, "id": frame["id"]}, payload)
 
 
+def done_for(frame: Frame, call_id: int) -> Frame:
+    if frame["id"] != call_id:
+        raise WorkerRefused(f"the worker answered command {frame['id']} while {call_id} was running")
+    return frame
+
+
 class RequestServer:
     """Serves a worker's requests while one command runs, whatever carries the answers.
 
     Uploads (frames without an id) are stored in order, before `done`, because the answer refers
-    to them; requests run as tasks so a batch is answered concurrently; what is still running
-    when the command ends is cancelled.
+    to them. Model calls run as tasks, so a batch is answered concurrently, at most
+    MAX_IN_FLIGHT at once; blobs are answered one at a time, so a worker that asks for many
+    cannot make the host hold them all. What still runs when the command ends is cancelled.
     """
 
     def __init__(self, handle: RequestHandler, deliver: Deliver) -> None:
@@ -96,14 +108,20 @@ class RequestServer:
     async def serve(self, frame: Frame, data: bytes | None) -> None:
         if "id" not in frame:
             await self.handle(frame, data)
-            return
-        task = asyncio.create_task(self._answer(frame, data))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        elif frame["op"] in ANSWERED_IN_ORDER:
+            await self._answer(frame, data)
+        else:
+            while len(self.tasks) >= MAX_IN_FLIGHT:
+                await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)
+            task = asyncio.create_task(self._answer(frame, data))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
 
     async def _answer(self, frame: Frame, data: bytes | None) -> None:
         try:
             reply = await self.handle(frame, data)
+        except WorkerDied:
+            raise
         except Exception as exc:  # the worker gets the reason, the cell decides what to do
             reply = ({"error": f"{type(exc).__name__}: {exc}"}, None)
         if reply is not None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from langgraph_rlm.sandboxes.base import SandboxSpec, SandboxUnavailable, WorkerDied, exit_description
 from langgraph_rlm.sandboxes.channel import STREAM_LIMIT, WorkerChannel
-from langgraph_rlm.sandboxes.process import CLOUDPICKLE_DIR, START_TIMEOUT, WORKER_PATH
+from langgraph_rlm.sandboxes.process import CLOUDPICKLE_DIR, START_TIMEOUT, WORKER_FILES
 
 INSIDE = "/opt/rlm"
 LABEL = "langgraph-rlm"
@@ -73,10 +73,8 @@ class DockerSandbox:
         docker_client()
 
     def container_options(self) -> dict[str, Any]:
-        volumes = {
-            str(WORKER_PATH): {"bind": f"{INSIDE}/repl_worker.py", "mode": "ro"},
-            str(CLOUDPICKLE_DIR): {"bind": f"{INSIDE}/lib/cloudpickle", "mode": "ro"},
-        }
+        volumes = {str(path): {"bind": f"{INSIDE}/{path.name}", "mode": "ro"} for path in WORKER_FILES}
+        volumes[str(CLOUDPICKLE_DIR)] = {"bind": f"{INSIDE}/lib/cloudpickle", "mode": "ro"}
         for path in self.spec.visible_files:
             volumes[str(path)] = {"bind": str(path), "mode": "ro"}
         memory = self.spec.memory_mb
@@ -124,7 +122,7 @@ class DockerSandbox:
         reader, writer = await asyncio.open_connection(sock=self.socket, limit=STREAM_LIMIT)
         stdout = asyncio.StreamReader(limit=STREAM_LIMIT)
         self.demuxer = asyncio.create_task(self._demux(reader, stdout))
-        channel = WorkerChannel(stdout, writer)
+        channel = WorkerChannel(stdout, writer, self.spec.memory_mb << 20)
         try:
             await asyncio.wait_for(channel.expect("ready"), START_TIMEOUT)
         except (WorkerDied, TimeoutError):

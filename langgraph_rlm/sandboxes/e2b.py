@@ -15,9 +15,10 @@ import json
 import os
 from typing import Any
 
-from langgraph_rlm.sandboxes.base import SandboxSpec, SandboxUnavailable, WorkerDied
-from langgraph_rlm.sandboxes.channel import Frame, RequestHandler, RequestServer
-from langgraph_rlm.sandboxes.process import CLOUDPICKLE_DIR, WORKER_PATH
+from langgraph_rlm.sandboxes.base import SandboxSpec, SandboxUnavailable, WorkerDied, WorkerRefused
+from langgraph_rlm.sandboxes.channel import Frame, RequestHandler, RequestServer, done_for
+from langgraph_rlm.sandboxes.process import CLOUDPICKLE_DIR, WORKER_FILES
+from langgraph_rlm.sandboxes.worker.protocol import MAX_LINE, ProtocolError, check_from_worker
 
 TAG = "\x1eRLM\x1e"
 GRACE = 30.0
@@ -25,7 +26,7 @@ GRACE = 30.0
 
 def worker_files(workdir: str) -> list[tuple[str, io.BytesIO]]:
     """The worker and cloudpickle, read from disk (off the event loop) to stream into the sandbox."""
-    files = [(f"{workdir}/repl_worker.py", WORKER_PATH)]
+    files = [(f"{workdir}/{path.name}", path) for path in WORKER_FILES]
     files += [(f"{workdir}/lib/cloudpickle/{m.name}", m) for m in sorted(CLOUDPICKLE_DIR.glob("*.py"))]
     return [(target, io.BytesIO(path.read_bytes())) for target, path in files]
 
@@ -35,10 +36,11 @@ def debug_mode() -> bool:
 
 
 class E2BChannel:
-    def __init__(self, sandbox: Any, workdir: str, at: str | None) -> None:
+    def __init__(self, sandbox: Any, workdir: str, at: str | None, max_blob: int) -> None:
         self.sandbox = sandbox
         self.workdir = workdir
         self.at = at
+        self.max_blob = max_blob
         self._calls = 0
 
     async def call(self, message: Frame, handle: RequestHandler) -> Frame:
@@ -52,20 +54,24 @@ class E2BChannel:
         async def on_stdout(output: Any) -> None:
             nonlocal pending
             pending += output.line
+            if len(pending) > MAX_LINE:
+                raise WorkerRefused(f"the worker wrote a line longer than {MAX_LINE:,} characters")
             while "\n" in pending:
                 line, pending = pending.split("\n", 1)
                 if not line.startswith(TAG):
                     continue
-                frame = json.loads(line[len(TAG) :])
+                frame = self.checked(line[len(TAG) :])
                 data = await self.read(frame["file"]) if "file" in frame else None
-                if frame.get("op") == "done" and frame.get("id") == command["id"]:
-                    done.append(frame)
+                if frame["op"] == "done":
+                    done.append(done_for(frame, command["id"]))
                 else:
                     await requests.serve(frame, data)
 
         code = f"_rlm.handle_json({json.dumps(command)!r})"
         try:
             execution = await self.sandbox.run_code(code, on_stdout=on_stdout, timeout=0)
+        except WorkerDied:
+            raise
         except Exception as exc:
             raise WorkerDied(f"the E2B execution failed ({type(exc).__name__}: {exc})") from exc
         finally:
@@ -76,6 +82,22 @@ class E2BChannel:
                 f"the E2B kernel stopped ({error.name}: {error.value})" if error else "no answer"
             )
         return done[0]
+
+    def checked(self, text: str) -> Frame:
+        """A frame from the worker, checked like any channel's; its bytes may only come from
+        the worker's own outbox (never, say, /dev/zero)."""
+        try:
+            frame = check_from_worker(text, self.max_blob)
+        except ProtocolError as exc:
+            raise WorkerRefused(f"the worker sent {exc}") from None
+        outbox = f"{self.workdir}/out/"
+        if "file" in frame and not (
+            isinstance(frame["file"], str)
+            and frame["file"].startswith(outbox)
+            and frame["file"][len(outbox) :].replace("-", "").isdigit()
+        ):
+            raise WorkerRefused("the worker named a file outside its outbox")
+        return frame
 
     async def read(self, path: str) -> bytes:
         return bytes(await self.sandbox.files.read(path, format="bytes"))
@@ -131,9 +153,14 @@ class E2BSandbox:
             ) from None
         if setup.error:
             raise SandboxUnavailable(f"the E2B sandbox could not start its worker: {setup.error.value}")
+        channel = E2BChannel(self.sandbox, workdir, None, self.spec.memory_mb << 20)
         lines = "".join(setup.logs.stdout).splitlines()
-        ready = [json.loads(line[len(TAG) :]) for line in lines if line.startswith(TAG)]
-        return E2BChannel(self.sandbox, workdir, ready[-1].get("at") if ready else None)
+        try:
+            ready = [channel.checked(line[len(TAG) :]) for line in lines if line.startswith(TAG)]
+        except WorkerRefused as exc:
+            raise SandboxUnavailable(f"the E2B sandbox's worker did not start properly: {exc}") from None
+        channel.at = ready[-1].get("at") if ready else None
+        return channel
 
     async def _connect(self, sandbox_class: Any) -> Any:
         """The thread's earlier sandbox (resumed if paused), when there is one to go back to."""

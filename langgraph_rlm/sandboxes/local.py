@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from langgraph_rlm.sandboxes.base import SandboxUnavailable
-from langgraph_rlm.sandboxes.process import CLOUDPICKLE_DIR, WORKER_PATH, ProcessSandbox, sandbox_environment
+from langgraph_rlm.sandboxes.process import CLOUDPICKLE_DIR, WORKER_FILES, ProcessSandbox, sandbox_environment
 
 INSIDE = Path("/opt/rlm")
 NOBODY = 65534
@@ -73,7 +73,8 @@ class LocalSandbox(ProcessSandbox):
             args += readable_mount(path)
         args += ["--proc", "/proc", "--dev", "/dev"]
         args += ["--perms", "1777", "--size", str(self.spec.memory_mb * 1024 * 1024), "--tmpfs", "/tmp"]
-        args += ["--ro-bind", str(WORKER_PATH), str(INSIDE / "repl_worker.py")]
+        for path in WORKER_FILES:
+            args += ["--ro-bind", str(path), str(INSIDE / path.name)]
         args += ["--ro-bind", str(CLOUDPICKLE_DIR), str(INSIDE / "lib" / "cloudpickle")]
         for path in self.spec.visible_files:
             args += readable_mount(path)

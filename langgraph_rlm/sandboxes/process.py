@@ -18,7 +18,10 @@ import cloudpickle
 from langgraph_rlm.sandboxes.base import SandboxSpec, SandboxUnavailable, WorkerDied, exit_description
 from langgraph_rlm.sandboxes.channel import STREAM_LIMIT, WorkerChannel
 
-WORKER_PATH = Path(__file__).parent / "worker" / "repl_worker.py"
+WORKER_DIR = Path(__file__).parent / "worker"
+WORKER_PATH = WORKER_DIR / "repl_worker.py"
+WORKER_FILES = (WORKER_PATH, WORKER_DIR / "protocol.py")
+"""What every sandbox gets of this package: the worker and the protocol module it imports."""
 CLOUDPICKLE_DIR = Path(cloudpickle.__file__).parent
 START_TIMEOUT = 60.0
 
@@ -71,7 +74,7 @@ class ProcessSandbox:
             start_new_session=True,
             limit=STREAM_LIMIT,
         )
-        channel = WorkerChannel(self.process.stdout, self.process.stdin)
+        channel = WorkerChannel(self.process.stdout, self.process.stdin, self.spec.memory_mb << 20)
         try:
             await asyncio.wait_for(channel.expect("ready"), START_TIMEOUT)
         except (TimeoutError, WorkerDied):

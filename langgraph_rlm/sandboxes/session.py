@@ -14,11 +14,15 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from langgraph_rlm.persistence.blobs import BlobStore
-from langgraph_rlm.sandboxes.base import Sandbox, SandboxLost, WorkerDied
-from langgraph_rlm.sandboxes.channel import Channel, Frame, Reply
+from langgraph_rlm.sandboxes.base import Sandbox, SandboxLost, WorkerDied, WorkerHung, WorkerRefused
+from langgraph_rlm.sandboxes.blob_access import BlobAccess
+from langgraph_rlm.sandboxes.channel import Channel, Frame, Reply, RequestHandler
 from langgraph_rlm.sandboxes.file_gate import FileGate
+from langgraph_rlm.sandboxes.worker.protocol import manifest_blobs
 
 HARD_TIMEOUT_GRACE = 10.0
+RESTORE_STEP_SECONDS = 30.0
+"""How long one variable may take to load before the host drops it and restores the rest."""
 CONTEXT_FIELDS = ("name", "label", "source", "sha")
 
 
@@ -39,6 +43,9 @@ class CellResult:
     snapshot: str | None = None
     variables: list[dict[str, Any]] = field(default_factory=list)
     lost: dict[str, str] = field(default_factory=dict)
+    dropped: dict[str, str] = field(default_factory=dict)
+    """Variables a restore before or during this cell could not bring back, and why."""
+    stored_bytes: int = 0
     snapshot_seconds: float = 0.0
 
 
@@ -46,10 +53,12 @@ class ReplSession:
     def __init__(self, make_sandbox: Callable[[], Sandbox], blobs: BlobStore, gate: FileGate) -> None:
         self.make_sandbox = make_sandbox
         self.blobs = blobs
+        self.access = BlobAccess(blobs)
         self.gate = gate
         self.sandbox: Sandbox | None = None
         self.channel: Channel | None = None
         self.at: str | None = None
+        self.dropped: dict[str, str] = {}
         self.lock = asyncio.Lock()
         self.last_used = time.monotonic()
 
@@ -61,7 +70,9 @@ class ReplSession:
         if self.channel is None or snapshot is None:
             await self._restart()
             self.at = self.channel.at
-        if snapshot is not None and self.at != snapshot:
+        if snapshot is not None and self.at == snapshot:
+            self.access.allow(manifest_blobs(await self._manifest(snapshot)))
+        elif snapshot is not None:
             await self._restore(snapshot)
         self.at = snapshot
 
@@ -74,10 +85,14 @@ class ReplSession:
         history: Sequence[Mapping[str, str]] = (),
         timeout: float,
         output_limit: int,
+        store_quota: int | None = None,
     ) -> CellResult:
-        """Runs one cell, then snapshots; a worker that dies or hangs is replaced and restored."""
+        """Runs one cell, then snapshots; a worker that dies, hangs or misbehaves is replaced
+        and restored. `store_quota`: bytes the cell may add to the blob store."""
         assert self.channel is not None, "ensure() first"
         self.last_used = time.monotonic()
+        self.access.allow(c["sha"] for c in contexts)
+        self.access.start_cell(store_quota)
         command = {
             "op": "exec",
             "code": code,
@@ -87,12 +102,18 @@ class ReplSession:
             "output_limit": output_limit,
         }
         handle = self._handler(subcalls)
+        bound = timeout + HARD_TIMEOUT_GRACE
         try:
-            done = await asyncio.wait_for(self.channel.call(command, handle), timeout + HARD_TIMEOUT_GRACE)
+            done = await self._call(
+                command, handle, bound, f"the cell ran past its {timeout:g}s limit and did not stop"
+            )
             started = time.perf_counter()
-            manifest = (await self.channel.call({"op": "snapshot"}, handle))["manifest"]
-        except (TimeoutError, WorkerDied) as exc:
-            return await self._recover(exc, timeout)
+            snapshot = await self._call(
+                {"op": "snapshot"}, handle, bound, f"the snapshot after the cell did not finish in {bound:g}s"
+            )
+            manifest = self.access.check_snapshot(snapshot.get("manifest") or {})
+        except WorkerDied as exc:
+            return await self._recover(exc)
         result = CellResult(
             stdout=done.get("stdout", ""),
             stderr=done.get("stderr", ""),
@@ -100,9 +121,12 @@ class ReplSession:
             final=done.get("final"),
             variables=manifest.pop("variables"),
             lost=manifest["lost"],
+            dropped=self._take_dropped(),
+            stored_bytes=self.access.stored,
         )
         manifest_bytes = json.dumps(manifest, sort_keys=True).encode()
         result.snapshot = self.at = await asyncio.to_thread(self.blobs.put, manifest_bytes)
+        self.access.allow([result.snapshot])
         result.snapshot_seconds = time.perf_counter() - started
         return result
 
@@ -117,11 +141,20 @@ class ReplSession:
         self.sandbox = self.channel = None
         self.at = None
 
-    async def _recover(self, exc: Exception, timeout: float) -> CellResult:
-        if isinstance(exc, asyncio.TimeoutError):
-            what = f"the cell ran past its {timeout:g}s limit and did not stop"
+    async def _call(self, command: Frame, handle: RequestHandler, seconds: float, hung: str) -> Frame:
+        """Every wait on the worker is bounded: one that does not answer in time is dead."""
+        assert self.channel is not None
+        try:
+            return await asyncio.wait_for(self.channel.call(command, handle), seconds)
+        except TimeoutError:
+            raise WorkerHung(hung) from None
+
+    async def _recover(self, exc: WorkerDied) -> CellResult:
+        if isinstance(exc, WorkerHung | WorkerRefused):
+            what = str(exc)
         else:
             what = await self.sandbox.describe_exit() if self.sandbox else str(exc)
+            what += " (for example os._exit, a crash, or running out of memory)"
         snapshot = self.at
         await self.close(keep=False)
         try:
@@ -132,10 +165,11 @@ class ReplSession:
             raise SandboxLost(f"{what}, and no new sandbox could be started: {reason}") from exc
         return CellResult(
             error=(
-                f"WorkerDied: {what} (for example os._exit, a crash, or running out of memory). "
-                "A fresh worker was started and the REPL restored to its state before this cell."
+                f"WorkerDied: {what}. A fresh worker was started and the REPL restored to its state "
+                "before this cell."
             ),
             snapshot=snapshot,
+            dropped=self._take_dropped(),
         )
 
     async def _restart(self) -> None:
@@ -143,31 +177,76 @@ class ReplSession:
         self.sandbox = await asyncio.to_thread(self.make_sandbox)
         self.channel = await self.sandbox.start()
 
-    async def _restore(self, snapshot: str) -> None:
-        assert self.channel is not None
-        manifest = json.loads(await asyncio.to_thread(self.blobs.get, snapshot))
-        done = await self.channel.call({"op": "restore", "manifest": manifest}, self._handler(None))
-        if done.get("error"):
-            raise RuntimeError(f"the REPL snapshot {snapshot[:12]} could not be restored: {done['error']}")
+    async def _manifest(self, snapshot: str) -> dict[str, Any]:
+        return json.loads(await asyncio.to_thread(self.blobs.get, snapshot))
 
-    def _handler(self, subcalls: SubCalls | None):
+    async def _restore(self, snapshot: str) -> None:
+        """Loads the snapshot; a variable whose loading fails is dropped, and one whose loading
+        hangs (a hostile __reduce__) costs a fresh worker that restores the rest without it."""
+        manifest = await self._manifest(snapshot)
+        self.access.allow([snapshot, *manifest_blobs(manifest)])
+        names = [*manifest["values"], *manifest.get("modules", {})]
+        skipped: dict[str, str] = {}
+        for _ in range(len(names) + 2):
+            loading: list[str] = []
+            command = {"op": "restore", "manifest": manifest, "skip": sorted(skipped)}
+            try:
+                done = await self._watched(command, loading)
+                break
+            except WorkerHung:
+                reason = f"loading it did not finish in {RESTORE_STEP_SECONDS:g}s"
+                culprit = loading[-1] if loading and loading[-1] not in skipped else None
+                skipped.update({culprit: reason} if culprit else dict.fromkeys(names, reason))
+                await self._restart()
+        else:
+            raise WorkerRefused(f"the REPL snapshot {snapshot[:12]} could not be restored")
+        self.dropped.update({**skipped, **done.get("missing", {})})
+
+    async def _watched(self, command: Frame, loading: list[str]) -> Frame:
+        """A restore may take long in all, but each variable must make progress in time."""
+        assert self.channel is not None
+        task = asyncio.ensure_future(self.channel.call(command, self._handler(None, loading)))
+        seen = -1
+        try:
+            while True:
+                finished, _ = await asyncio.wait({task}, timeout=RESTORE_STEP_SECONDS)
+                if finished:
+                    return task.result()
+                if len(loading) == seen:
+                    raise WorkerHung(f"restoring {loading[-1] if loading else 'the snapshot'} hung")
+                seen = len(loading)
+        finally:
+            task.cancel()
+
+    def _take_dropped(self) -> dict[str, str]:
+        dropped, self.dropped = self.dropped, {}
+        return dropped
+
+    def _handler(self, subcalls: SubCalls | None, loading: list[str] | None = None) -> RequestHandler:
         async def handle(frame: Frame, data: bytes | None) -> Reply | None:
             op = frame["op"]
             if op == "put_blob":
-                await asyncio.to_thread(self.blobs.put, data)
+                await asyncio.to_thread(self.access.put, frame["sha"], data or b"")
+                return None
+            if op == "restoring" and loading is not None:
+                loading.append(frame["name"])
                 return None
             if op == "get_blob":
-                return {"op": "blob"}, await asyncio.to_thread(self.blobs.get, frame["sha"])
+                return {"op": "blob"}, await asyncio.to_thread(self.access.get, frame["sha"])
             if op == "read_file":
                 path = await asyncio.to_thread(self.gate.check, frame["path"])
                 sha, size = await asyncio.to_thread(self.blobs.put_file, path)
+                self.access.allow([sha])
                 return {"value": {"sha": sha, "size": size}}, None
+            if op not in ("llm_query", "rlm_query"):
+                raise WorkerRefused(f"the worker sent a {op!r} frame where none belongs")
             if subcalls is None:
-                raise RuntimeError(f"{op} is not available here")
+                raise RuntimeError(f"{op} is not available while the REPL is restored")
             if op == "llm_query":
-                return {"value": await subcalls.llm_query(frame["prompt"], frame.get("model"))}, None
-            if op == "rlm_query":
-                return {"value": await subcalls.rlm_query(frame["prompt"], frame.get("context_sha"))}, None
-            raise ValueError(f"unknown request {op!r}")
+                return {"value": await subcalls.llm_query(frame["prompt"], frame["model"])}, None
+            sha = frame["context_sha"]
+            if sha is not None and sha not in self.access.readable:
+                raise LookupError(f"no blob {sha[:12]} in this thread")
+            return {"value": await subcalls.rlm_query(frame["prompt"], sha)}, None
 
         return handle

@@ -27,6 +27,8 @@ import time
 import traceback
 import types
 
+import protocol
+
 try:
     import cloudpickle
 
@@ -39,6 +41,9 @@ except ImportError:  # by-value functions and classes are then reported as not k
 WORKER_FILE = os.path.abspath(__file__)
 BIG_VALUE = 1 << 20
 MAIN_PID = os.getpid()
+META_NAME = "(the file registry)"
+SIZED_TYPES = (str, bytes, bytearray, list, tuple, dict, set, frozenset)
+"""Sizes are shown for these alone: a model's own __len__ could hang or lie."""
 
 
 class CellTimeout(BaseException):
@@ -67,13 +72,9 @@ class Channel:
     def send(self, message, data=None):
         if os.getpid() != MAIN_PID:
             raise RuntimeError("the host channel is not available in a child process")
-        if data is not None:
-            message = dict(message, nbytes=len(data))
-        line = json.dumps(message, separators=(",", ":")).encode() + b"\n"
+        frame = protocol.encode(message, data)
         with self._write_lock:
-            self._out.write(line)
-            if data is not None:
-                self._out.write(data)
+            self._out.write(frame)
             self._out.flush()
 
     def start_request(self, message, data=None):
@@ -448,11 +449,8 @@ class Worker:
         for name, value in self.user_names().items():
             if isinstance(value, types.ModuleType):
                 continue
-            try:
-                size = len(value)
-            except Exception:
-                size = None
-            rows.append({"name": name, "type": type(value).__name__, "size": size})
+            size = len(value) if type(value) in SIZED_TYPES else None
+            rows.append({"name": name, "type": type(value).__name__[:200], "size": size})
         return rows
 
     def user_names(self):
@@ -495,7 +493,7 @@ class Worker:
             "modules": modules,
             "lost": lost,
         }
-        self.at = manifest_id(manifest)
+        self.at = protocol.manifest_id(manifest)
         return dict(manifest, variables=self.variables())
 
     def _loads(self, sha):
@@ -504,17 +502,24 @@ class Worker:
             raise RuntimeError(reply["error"])
         return SnapshotUnpickler(io.BytesIO(data), self.blobs).load()
 
-    def restore(self, manifest):
-        """Loads every variable it can; one that fails to load is reported, the rest come back."""
-        self.at = manifest_id(manifest)
+    def restore(self, manifest, skip=()):
+        """Loads every variable it can; one that fails to load is reported, the rest come back.
+        The host is told which value is loading, so it can drop one whose unpickling hangs."""
+        self.at = protocol.manifest_id(manifest)
         missing = {}
         self.namespace = self._fresh_namespace()
         for name, sha in manifest["values"].items():
+            if name in skip:
+                continue
+            self.channel.send({"op": "restoring", "name": name})
             try:
                 self.namespace[name] = self._loads(sha)
             except Exception as exc:
-                missing[name] = "%s: %s" % (type(exc).__name__, exc)
-        meta = self._loads(manifest["meta"])
+                missing[name] = ("%s: %s" % (type(exc).__name__, exc))[:500]
+        meta = {"files": Files().state(), "contexts": {}}
+        if META_NAME not in skip:
+            self.channel.send({"op": "restoring", "name": META_NAME})
+            meta = self._loads(manifest["meta"])
         self.files.load_state(meta["files"])
         self.contexts = dict(meta["contexts"])
         if "context_0" in self.namespace and "context" not in self.namespace:
@@ -523,7 +528,7 @@ class Worker:
             try:
                 self.namespace[name] = __import__(module, fromlist=["_"])
             except Exception as exc:
-                missing[name] = "%s: %s" % (type(exc).__name__, exc)
+                missing[name] = ("%s: %s" % (type(exc).__name__, exc))[:500]
         return missing
 
     # .. the main loop
@@ -557,16 +562,11 @@ class Worker:
         if op == "snapshot":
             return {"manifest": self.snapshot()}
         if op == "restore":
-            return {"missing": self.restore(command["manifest"])}
+            return {"missing": self.restore(command["manifest"], command.get("skip", ()))}
         raise ValueError("unknown command %r" % op)
 
 
 # --- process plumbing -----------------------------------------------------------------------
-
-
-def manifest_id(manifest):
-    """The snapshot's id, computed as the host computes it: the hash of its sorted JSON."""
-    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
 
 
 def _raise_timeout(signum, frame):
@@ -813,7 +813,9 @@ class KernelSession:
         self.worker = Worker(self.channel, reap=_reap_descendants)
 
     def announce(self):
-        """Says it is ready, and which snapshot its namespace holds (after a reconnect, maybe one)."""
+        """Says it is ready, and which snapshot its namespace holds (after a reconnect, maybe one).
+        A new host knows only the blobs of that snapshot, so those alone count as uploaded."""
+        self.worker.blobs.host_has = {sha for _, sha in self.worker.blobs.by_id.values()}
         self.channel.send({"op": "ready", "pid": os.getpid(), "pickler": PICKLER_NAME, "at": self.worker.at})
 
     def handle_json(self, text):

@@ -1,0 +1,187 @@
+"""The host side of the trust boundary: code in the REPL can reach the worker's end of the channel
+(`llm_query.__self__.channel`), so it can send the host anything. Whatever it sends, the host
+stays up, bounded and unbilled: the worker is ended, the REPL restored, the thread goes on."""
+
+from __future__ import annotations
+
+import hashlib
+import resource
+
+import pytest
+
+from langgraph_rlm.sandboxes import session as session_module
+from langgraph_rlm.sandboxes.base import SandboxSpec
+from langgraph_rlm.sandboxes.file_gate import FileGate
+from langgraph_rlm.sandboxes.session import ReplSession
+from tests.conftest import TEST_IMAGE, NoSubCalls, _e2b_stand_in, context_of
+
+RAW = """
+channel = llm_query.__self__.channel
+def raw(line):
+    if hasattr(channel, "_out"):
+        channel._out.write(line)
+        channel._out.flush()
+    else:
+        import os
+        os.write(channel.fd, b"\\x1eRLM\\x1e" + line)
+"""
+
+
+async def run(session, code: str, timeout: float = 30, **kw):
+    return await session.run(
+        code,
+        contexts=kw.pop("contexts", []),
+        subcalls=NoSubCalls(),
+        timeout=timeout,
+        output_limit=20_000,
+        **kw,
+    )
+
+
+async def refused(session, attack: str, *words: str) -> None:
+    """The attack ends the worker with a reason; the REPL comes back as it was before the cell."""
+    await run(session, "kept = 41")
+    result = await run(session, RAW + attack)
+    assert result.error and result.error.startswith("WorkerDied"), result.error
+    assert all(word in result.error for word in words), result.error
+    after = await run(session, "print(kept + 1)")
+    assert after.stdout.strip() == "42" and after.error is None
+
+
+@pytest.mark.parametrize(
+    "junk",
+    [
+        b"[1,2,3]\n",
+        b"not json at all\n",
+        b'{"op":"done","id":"not-a-number"}\n',
+        b'{"op":"ready","pid":1,"pickler":"x"}\n',
+        b'{"op":"llm_query","id":"w1","prompt":7,"model":null}\n',
+        b'{"op":"put_blob","sha":"../../etc/passwd","nbytes":1}\nx',
+    ],
+    ids=["list", "text", "done-id", "ready", "prompt-type", "sha-path"],
+)
+async def test_a_forged_frame_ends_the_worker_not_the_host(isolated_backend, open_session, junk):
+    session = await open_session(isolated_backend)
+    await refused(session, f"raw({junk!r})\nimport time\ntime.sleep(5)", "the worker sent")
+
+
+async def test_a_frame_announcing_a_terabyte_is_refused_before_it_is_read(isolated_backend, open_session):
+    session = await open_session(isolated_backend, memory_mb=512)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    sha = "0" * 64
+    attack = f'raw(b\'{{"op":"put_blob","sha":"{sha}","nbytes":{10**12}}}\\n\')\n'
+    attack += "import time\nwhile True:\n    raw(b'x' * 1_000_000)\n"
+    await refused(session, attack, "announcing")
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak
+    assert grown_kib < 200_000, f"the host grew by {grown_kib:,} KiB"
+
+
+async def test_a_blob_whose_bytes_do_not_match_its_hash_is_refused(isolated_backend, open_session, blobs):
+    session = await open_session(isolated_backend)
+    victim = hashlib.sha256(b"someone else's text").hexdigest()
+    attack = (
+        f"channel.send({{'op': 'put_blob', 'sha': {victim!r}}}, b'forged bytes')\nimport time\ntime.sleep(5)"
+    )
+    await refused(session, attack, "does not match")
+    assert not blobs.has(victim)
+
+
+async def test_another_threads_blob_cannot_be_read_by_its_hash(isolated_backend, open_session, blobs):
+    secret = blobs.put(b"another thread's secret context")
+    session = await open_session(isolated_backend)
+    mine = context_of(blobs, "my own context")
+    result = await run(
+        session,
+        RAW + f"print(channel.request({{'op': 'get_blob', 'sha': {secret!r}}})[0])\n"
+        f"print(channel.request({{'op': 'rlm_query', 'prompt': 'x', 'context_sha': {secret!r}}})[0])\n"
+        f"print(len(channel.request({{'op': 'get_blob', 'sha': {mine['sha']!r}}})[1]))",
+        contexts=[mine],
+    )
+    lines = result.stdout.splitlines()
+    assert "no blob" in lines[0] and "no blob" in lines[1], result.stdout
+    assert lines[2] == str(len("my own context"))
+    assert "secret" not in result.stdout
+
+
+async def test_a_snapshot_naming_another_threads_blob_is_never_stored(isolated_backend, open_session, blobs):
+    secret = blobs.put(b"another thread's snapshot value")
+    session = await open_session(isolated_backend)
+    before = set(sha for sha, _ in blobs.stored())
+    attack = (
+        "worker = llm_query.__self__\nhonest = worker.snapshot\n"
+        f"worker.snapshot = lambda: dict(honest(), values={{'stolen': {secret!r}}})"
+    )
+    await refused(session, attack, "never stored")
+    assert session.at is not None
+    new_manifests = [
+        sha for sha, _ in blobs.stored() if sha not in before and secret.encode() in blobs.get(sha)
+    ]
+    assert new_manifests == []
+
+
+async def test_a_value_whose_pickling_hangs_costs_the_cell_not_the_host(isolated_backend, open_session):
+    session = await open_session(isolated_backend)
+    attack = "class Hang:\n    def __reduce__(self):\n        while True:\n            pass\nstuck = Hang()"
+    await refused(session, attack, "snapshot after the cell did not finish")
+
+
+async def test_a_len_that_hangs_is_never_called(isolated_backend, open_session):
+    session = await open_session(isolated_backend)
+    result = await run(
+        session,
+        "import time\nclass Slow(list):\n    def __len__(self):\n        time.sleep(10**9)\nslow = Slow()",
+        5,
+    )
+    assert result.error is None
+    assert {"name": "slow", "type": "Slow", "size": None} in result.variables
+
+
+async def test_a_value_whose_restore_hangs_is_dropped_not_the_thread(
+    isolated_backend, open_session, blobs, monkeypatch
+):
+    monkeypatch.setattr(session_module, "RESTORE_STEP_SECONDS", 3.0)
+    session = await open_session(isolated_backend)
+    stored = await run(
+        session,
+        "import time\nclass Sleeper:\n    def __reduce__(self):\n        return (time.sleep, (10**9,))\n"
+        "sleeper = Sleeper()\nkept = 41",
+    )
+    assert stored.error is None
+    died = await run(session, "import os\nos._exit(1)")
+    assert "WorkerDied" in died.error and "sleeper" in died.dropped
+    after = await run(session, "print(kept + 1, 'sleeper' in globals())")
+    assert after.stdout.strip() == "42 False"
+
+    later = another_process_session(isolated_backend, blobs)
+    try:
+        await later.ensure(stored.snapshot)
+        result = await run(later, "print(kept + 1)")
+    finally:
+        await later.close()
+    assert result.stdout.strip() == "42" and "sleeper" in result.dropped
+
+
+def another_process_session(kind: str, blobs) -> ReplSession:
+    """The same thread picked up by another process: a new session on the same store."""
+    from langgraph_rlm.sandboxes import make_sandbox
+
+    workdir = _e2b_stand_in[0].workdir() if kind == "e2b" else ""
+    spec = SandboxSpec(docker_image=TEST_IMAGE, e2b_workdir=workdir)
+    return ReplSession(lambda: make_sandbox(kind, spec), blobs, FileGate())
+
+
+async def test_a_question_stores_at_most_its_quota(isolated_backend, open_session, blobs):
+    session = await open_session(isolated_backend)
+    before = sum(1 for _ in blobs.stored())
+    await run(session, "kept = 41")
+    result = await run(session, "import os\nbig = os.urandom(3 << 20)", store_quota=1 << 20)
+    assert "WorkerDied" in result.error and "quota" in result.error
+    assert sum(1 for _ in blobs.stored()) - before <= 3, "only the first cell's snapshot is stored"
+    after = await run(session, "print(kept + 1, 'big' in globals())")
+    assert after.stdout.strip() == "42 False"
+
+
+async def test_an_e2b_worker_cannot_make_the_host_read_any_file(open_session):
+    session = await open_session("e2b")
+    attack = 'raw(b\'{"op":"put_blob","sha":"%s","file":"/dev/zero"}\\n\')' % ("0" * 64)
+    await refused(session, attack, "outside its outbox")
