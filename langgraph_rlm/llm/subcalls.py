@@ -25,8 +25,8 @@ class ModelNotAllowed(ValueError):
 
 
 class SubCallRouter:
-    """One per step of one RLM. `budget` is the question's, shared with every child RLM below it,
-    and every request sent to a model (a retry too) is claimed from it first."""
+    """One per step of one RLM. `budget` is this step's branch of the question's budget, shared
+    with every child RLM below it; every request sent to a model (a retry too) is claimed first."""
 
     def __init__(
         self,
@@ -53,17 +53,14 @@ class SubCallRouter:
         self.load_text = load_text
         self.emit = emit or (lambda event: None)
         self.spent: Usage = {}
-        self.claims = 0
         self.started = 0
 
     @property
     def usage(self) -> Usage:
-        """Tokens and cost of the answers, plus one sub-call per request this step claimed."""
-        return add_usage(self.spent, {"sub_calls": self.claims}) if self.claims else dict(self.spent)
-
-    def _claim(self) -> None:
-        self.budget.claim()
-        self.claims += 1
+        """Tokens and cost of the answers, plus every call this step's subtree claimed (a child
+        that failed included)."""
+        claimed = self.budget.claimed
+        return add_usage(self.spent, {"sub_calls": claimed}) if claimed else dict(self.spent)
 
     def _target(self, model: object) -> str | BaseChatModel:
         """Only a name the operator allowed, exactly as written: a model string from the sandbox
@@ -78,7 +75,7 @@ class SubCallRouter:
 
     async def llm_query(self, prompt: str, model: object = None) -> str:
         target = self._target(model)
-        self._claim()
+        self.budget.claim()
         self.started += 1
         number = self.started
         async with self.semaphore:
@@ -99,15 +96,16 @@ class SubCallRouter:
                 return await self.llm_query(prompt)
             context = await asyncio.to_thread(self.load_text, context_sha)
             return await self.llm_query(f"{prompt}\n\n{context}")
-        self._claim()
+        self.budget.claim()
         self.started += 1
         number = self.started
         async with self.children:
             self.emit({"event": "subcall", "phase": "start", "n": number, "kind": "rlm"})
             try:
-                answer, usage = await self.child(prompt, context_sha, self.budget)
+                answer, usage = await self.child(prompt, context_sha, self.budget.branch())
             finally:
                 self.emit({"event": "subcall", "phase": "end", "n": number, "kind": "rlm"})
+        usage.pop("sub_calls", None)
         self.spent = add_usage(self.spent, usage)
         return answer
 
@@ -119,5 +117,4 @@ class SubCallRouter:
                 await asyncio.sleep(0.5 * 2**attempt)
                 if not self.budget.try_claim():
                     raise
-                self.claims += 1
         return await call()

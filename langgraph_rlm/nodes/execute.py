@@ -73,7 +73,10 @@ async def execute(state: RLMState, runtime: Runtime[RLMSettings]) -> dict:
 
 def question_budget(state: RLMState, settings: RLMSettings) -> SubCallBudget:
     """A child RLM draws from its parent's budget; the root's is what its question has left."""
-    return inherited_budget() or SubCallBudget(settings.max_sub_calls - state.usage.get("sub_calls", 0))
+    inherited = inherited_budget()
+    if inherited is not None:
+        return inherited.branch()
+    return SubCallBudget(settings.max_sub_calls - state.usage.get("sub_calls", 0))
 
 
 def allowed_models(settings: RLMSettings) -> set[str]:
