@@ -11,7 +11,7 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
 from langgraph_rlm import build_rlm_graph, close_sandboxes
-from tests.conftest import TEST_IMAGE, need_e2b
+from tests.conftest import TEST_IMAGE, need_backend
 from tests.openai_server import ScriptedOpenAIServer, is_root_call, root_step
 from tests.scripted_models import FEEDBACK
 
@@ -22,6 +22,14 @@ FINISH = "```repl\nFINAL(repr(out)[:300])\n```"
 async def sandboxes():
     yield
     await close_sandboxes()
+
+
+@pytest.fixture(params=("local", "docker"))
+def isolated_backend(request) -> str:
+    """Not e2b: a child RLM's sandbox there stops its parent's kernel (WorkerDied), before and
+    after this change; the budget itself lives on the host and is the same for every backend."""
+    need_backend(request.param)
+    return request.param
 
 
 def question_of(messages: list[dict[str, Any]]) -> str:
@@ -64,11 +72,9 @@ async def run_tree(server: ScriptedOpenAIServer, backend: str, tmp_path, **setti
         api_base=server.url,
         state_dir=str(tmp_path),
         max_depth=2,
-        sub_call_retries=0,
         sandbox=backend,
         docker_image=TEST_IMAGE,
-        e2b_workdir=need_e2b().workdir() if backend == "e2b" else "",
-        **settings,
+        **{"sub_call_retries": 0, **settings},
     ).compile(checkpointer=InMemorySaver())
     config = {"configurable": {"thread_id": "t"}, "recursion_limit": 200}
     return await graph.ainvoke({"query": "top"}, config)
@@ -124,3 +130,18 @@ async def test_each_parent_keeps_at_most_child_concurrency_children_alive(isolat
             by_parent[parent_of(question)].append(span)
     assert len(by_parent) == 6
     assert max(most_alive_at_once(lives) for lives in by_parent.values()) <= 2
+
+
+async def test_retries_of_failing_sub_calls_count_against_the_limit(tmp_path):
+    def respond(messages: list[dict[str, Any]]) -> str:
+        if not is_root_call(messages):
+            raise RuntimeError("the sub-model is down")
+        if root_step(messages) > 0 or "reached its limit" in str(messages[-1]["content"]):
+            return FINISH
+        return "```repl\nout = llm_query_batched(['x'] * 4)\n```"
+
+    need_backend("local")
+    with ScriptedOpenAIServer(respond) as server:
+        result = await run_tree(server, "local", tmp_path, max_sub_calls=5, sub_call_retries=2)
+    assert len([entry for entry in server.received if not is_root_call(entry)]) <= 5
+    assert result["answer"] and result["stop_reason"].startswith("max_sub_calls")
