@@ -28,7 +28,8 @@ from langgraph_rlm.sandboxes.base import SandboxLost, SandboxUnavailable
 
 DEFAULT_THREAD = "default"
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
-FLAG_NAMES = {"allow_dirs": "allow-dir"}
+FLAG_NAMES = {"allow_dirs": "allow-dir", "allowed_models": "allow-model"}
+METAVARS = {"allowed_models": "MODEL"}
 
 stderr = Console(stderr=True, highlight=False)
 stdout = Console(highlight=False, soft_wrap=True)
@@ -54,7 +55,9 @@ def settings_options(command: Callable) -> Callable:
         if isinstance(spec.default, bool):
             option = click.option(f"--{name}/--no-{name}", spec.name, default=None, help=help_text)
         elif isinstance(spec.default, tuple):
-            option = click.option(f"--{name}", spec.name, multiple=True, metavar="DIR", help=help_text)
+            option = click.option(
+                f"--{name}", spec.name, multiple=True, metavar=METAVARS.get(spec.name, "DIR"), help=help_text
+            )
         elif spec.name == "sandbox":
             option = click.option(f"--{name}", spec.name, type=click.Choice(SANDBOXES), help=help_text)
         else:
@@ -102,6 +105,7 @@ def settings_problem(settings: RLMSettings) -> str | None:
         "max_processes",
         "output_limit",
         "batch_concurrency",
+        "child_concurrency",
         "max_time",
     ):
         if getattr(settings, name) <= 0:

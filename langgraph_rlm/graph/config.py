@@ -14,8 +14,12 @@ DEFAULT_SUB_MODEL = "openai/gpt-5-mini"
 SANDBOXES = ("local", "process", "docker", "e2b")
 
 
-def setting(default: Any, description: str, *, env: str, flag: bool = True) -> Any:
-    return field(default=default, metadata={"description": description, "env": env, "flag": flag})
+def setting(
+    default: Any, description: str, *, env: str, flag: bool = True, separator: str = os.pathsep
+) -> Any:
+    """`separator` splits a tuple setting's environment variable."""
+    metadata = {"description": description, "env": env, "flag": flag, "separator": separator}
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(kw_only=True)
@@ -28,6 +32,13 @@ class RLMSettings:
     )
     sub_model: str | BaseChatModel = setting(
         DEFAULT_SUB_MODEL, "Model answering llm_query / llm_query_batched.", env="RLM_SUB_MODEL"
+    )
+    allowed_models: tuple[str, ...] = setting(
+        (),
+        "Further litellm model strings llm_query(..., model=) may name, besides --model and "
+        "--sub-model; they are reached like the sub-model (through --api-base when set).",
+        env="RLM_ALLOWED_MODELS",
+        separator=",",
     )
     api_base: str | None = setting(
         None,
@@ -57,7 +68,11 @@ class RLMSettings:
     max_iterations: int = setting(
         30, "Root model steps per question before a best answer is asked.", env="RLM_MAX_ITERATIONS"
     )
-    max_sub_calls: int = setting(1000, "Sub-model calls per question.", env="RLM_MAX_SUB_CALLS")
+    max_sub_calls: int = setting(
+        1000,
+        "Sub-model requests per question, over the whole rlm_query tree (a retry or a child RLM counts one).",
+        env="RLM_MAX_SUB_CALLS",
+    )
     max_time: float = setting(3600.0, "Wall-clock seconds per question.", env="RLM_MAX_TIME")
     max_depth: int = setting(
         1, "How deep rlm_query may recurse; at the limit it becomes a plain llm_query.", env="RLM_MAX_DEPTH"
@@ -76,6 +91,11 @@ class RLMSettings:
     )
     batch_concurrency: int = setting(
         16, "Sub-model calls in flight at once for llm_query_batched.", env="RLM_BATCH_CONCURRENCY"
+    )
+    child_concurrency: int = setting(
+        4,
+        "Child RLMs (each with its own sandbox) alive at once per parent, for rlm_query_batched.",
+        env="RLM_CHILD_CONCURRENCY",
     )
     sub_call_retries: int = setting(2, "Retries of a failed sub-model call.", env="RLM_SUB_CALL_RETRIES")
     allow_dirs: tuple[str, ...] = setting(
@@ -130,7 +150,7 @@ def parse_setting(name: str, raw: str) -> Any:
             raise ValueError(f"{spec.metadata['env']}={raw!r} is not a yes/no value")
         return lowered in ("1", "true", "yes", "on")
     if kind is tuple:
-        return tuple(part for part in raw.split(os.pathsep) if part)
+        return tuple(part.strip() for part in raw.split(spec.metadata["separator"]) if part.strip())
     try:
         return kind(raw)
     except ValueError:

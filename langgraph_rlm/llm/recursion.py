@@ -7,6 +7,7 @@ import uuid
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from langgraph_rlm.llm.budget import SubCallBudget, shared_with_child
 from langgraph_rlm.llm.subcalls import ChildRunner
 from langgraph_rlm.llm.usage import Usage
 
@@ -16,26 +17,28 @@ if TYPE_CHECKING:
 
 
 def child_runner(settings: RLMSettings, parent: str, resources: Resources) -> ChildRunner | None:
-    """None at the depth limit, where rlm_query becomes a plain sub-model call."""
+    """None at the depth limit, where rlm_query becomes a plain sub-model call. The child draws
+    its sub-calls from the parent's budget, so the limit holds over the whole tree."""
     if settings.depth >= settings.max_depth:
         return None
 
-    async def run_child(prompt: str, context_sha: str | None, calls_left: int) -> tuple[str, Usage]:
+    async def run_child(prompt: str, context_sha: str | None, budget: SubCallBudget) -> tuple[str, Usage]:
         from langgraph_rlm.graph.builder import build_rlm_graph
         from langgraph_rlm.persistence.contexts import describe_blob
 
-        child = replace(settings, depth=settings.depth + 1, max_sub_calls=calls_left, compact_turns=False)
+        child = replace(settings, depth=settings.depth + 1, compact_turns=False)
         contexts = (
             [await asyncio.to_thread(describe_blob, context_sha, 0, resources.blobs)] if context_sha else []
         )
         key = f"{parent}/child-{uuid.uuid4().hex[:12]}"
         graph = build_rlm_graph(settings=child).compile(checkpointer=False)
         try:
-            result = await graph.ainvoke(
-                {"query": prompt, "contexts": contexts},
-                context=child,
-                config={"configurable": {"thread_id": key}},
-            )
+            with shared_with_child(budget):
+                result = await graph.ainvoke(
+                    {"query": prompt, "contexts": contexts},
+                    context=child,
+                    config={"configurable": {"thread_id": key}},
+                )
         finally:
             await resources.pool.close_prefix(key)
         return result["answer"], result["usage"]

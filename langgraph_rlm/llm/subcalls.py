@@ -3,25 +3,30 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
+from langgraph_rlm.llm.budget import SubCallBudget, SubCallLimitReached
 from langgraph_rlm.llm.models import ask
 from langgraph_rlm.llm.usage import Usage, add_usage
 
-ChildRunner = Callable[[str, str | None, int], Awaitable[tuple[str, Usage]]]
+ChildRunner = Callable[[str, str | None, SubCallBudget], Awaitable[tuple[str, Usage]]]
 TextLoader = Callable[[str], str]
 EventSink = Callable[[dict[str, Any]], None]
+SHOWN_NAME = 60
+
+__all__ = ["ModelNotAllowed", "SubCallLimitReached", "SubCallRouter"]
 
 
-class SubCallLimitReached(RuntimeError):
-    pass
+class ModelNotAllowed(ValueError):
+    """The sandbox named a model the operator did not allow; no request is made."""
 
 
 class SubCallRouter:
-    """One per root step; the limit counts calls already made earlier in the run."""
+    """One per step of one RLM. `budget` is this step's branch of the question's budget, shared
+    with every child RLM below it; every request sent to a model (a retry too) is claimed first."""
 
     def __init__(
         self,
@@ -30,7 +35,9 @@ class SubCallRouter:
         api_base: str | None,
         concurrency: int,
         retries: int,
-        calls_left: int,
+        budget: SubCallBudget,
+        allowed_models: Iterable[str] = (),
+        child_concurrency: int = 1,
         child: ChildRunner | None = None,
         load_text: TextLoader | None = None,
         emit: EventSink | None = None,
@@ -38,48 +45,68 @@ class SubCallRouter:
         self.model = model
         self.api_base = api_base
         self.semaphore = asyncio.Semaphore(max(1, concurrency))
+        self.children = asyncio.Semaphore(max(1, child_concurrency))
         self.retries = retries
-        self.calls_left = calls_left
+        self.budget = budget
+        self.allowed = frozenset(allowed_models) | ({model} if isinstance(model, str) else set())
         self.child = child
         self.load_text = load_text
         self.emit = emit or (lambda event: None)
-        self.usage: Usage = {}
+        self.spent: Usage = {}
         self.started = 0
 
-    def _claim(self) -> int:
-        if self.calls_left <= 0:
-            raise SubCallLimitReached("the run's sub-call limit is reached (raise --max-sub-calls)")
-        self.calls_left -= 1
-        self.started += 1
-        return self.started
+    @property
+    def usage(self) -> Usage:
+        """Tokens and cost of the answers, plus every call this step's subtree claimed (a child
+        that failed included)."""
+        claimed = self.budget.claimed
+        return add_usage(self.spent, {"sub_calls": claimed}) if claimed else dict(self.spent)
 
-    async def llm_query(self, prompt: str, model: str | None = None) -> str:
-        number = self._claim()
-        target = model or self.model
+    def _target(self, model: object) -> str | BaseChatModel:
+        """Only a name the operator allowed, exactly as written: a model string from the sandbox
+        could otherwise name a URL or another provider, whose key litellm would send along."""
+        if model is None:
+            return self.model
+        if isinstance(model, str) and model in self.allowed:
+            return model
+        shown = repr(model) if len(repr(model)) <= SHOWN_NAME else repr(model)[:SHOWN_NAME] + "..."
+        names = ", ".join(sorted(self.allowed)) or "none"
+        raise ModelNotAllowed(f"model {shown} is not allowed here (allowed: {names})")
+
+    async def llm_query(self, prompt: str, model: object = None) -> str:
+        target = self._target(model)
+        self.budget.claim()
+        self.started += 1
+        number = self.started
         async with self.semaphore:
             self.emit({"event": "subcall", "phase": "start", "n": number, "kind": "llm"})
             try:
                 text, usage = await self._with_retries(lambda: ask(target, prompt, self.api_base))
             finally:
                 self.emit({"event": "subcall", "phase": "end", "n": number, "kind": "llm"})
-        self.usage = add_usage(self.usage, usage)
+        usage.pop("sub_calls", None)
+        self.spent = add_usage(self.spent, usage)
         return text
 
     async def rlm_query(self, prompt: str, context_sha: str | None) -> str:
-        """A child RLM when recursion is allowed here; otherwise one sub-model call."""
+        """A child RLM when recursion is allowed here; otherwise one sub-model call. A child claims
+        one call for itself before it starts, and at most `child_concurrency` are alive at once."""
         if self.child is None:
             if context_sha is None or self.load_text is None:
                 return await self.llm_query(prompt)
             context = await asyncio.to_thread(self.load_text, context_sha)
             return await self.llm_query(f"{prompt}\n\n{context}")
-        number = self._claim()
-        self.emit({"event": "subcall", "phase": "start", "n": number, "kind": "rlm"})
-        try:
-            answer, usage = await self.child(prompt, context_sha, self.calls_left)
-        finally:
-            self.emit({"event": "subcall", "phase": "end", "n": number, "kind": "rlm"})
-        self.calls_left -= usage.get("sub_calls", 0)
-        self.usage = add_usage(self.usage, add_usage(usage, {"sub_calls": 1}))
+        self.budget.claim()
+        self.started += 1
+        number = self.started
+        async with self.children:
+            self.emit({"event": "subcall", "phase": "start", "n": number, "kind": "rlm"})
+            try:
+                answer, usage = await self.child(prompt, context_sha, self.budget.branch())
+            finally:
+                self.emit({"event": "subcall", "phase": "end", "n": number, "kind": "rlm"})
+        usage.pop("sub_calls", None)
+        self.spent = add_usage(self.spent, usage)
         return answer
 
     async def _with_retries(self, call: Callable[[], Awaitable[Any]]) -> Any:
@@ -88,4 +115,6 @@ class SubCallRouter:
                 return await call()
             except Exception:
                 await asyncio.sleep(0.5 * 2**attempt)
+                if not self.budget.try_claim():
+                    raise
         return await call()

@@ -10,6 +10,7 @@ from langgraph.types import Command
 
 from langgraph_rlm.graph.config import RLMSettings
 from langgraph_rlm.graph.state import RLMState
+from langgraph_rlm.llm.budget import inherited_budget
 from langgraph_rlm.llm.replies import without_code
 from langgraph_rlm.llm.root_prompt import compaction_budget, prompt_tokens, root_prompt
 
@@ -46,7 +47,8 @@ def reached_limit(state: RLMState, settings: RLMSettings) -> str | None:
         return "recursion_limit (raise the run config's recursion_limit)"
     if state.iteration >= settings.max_iterations:
         return f"max_iterations ({settings.max_iterations} steps)"
-    if state.usage.get("sub_calls", 0) >= settings.max_sub_calls:
+    shared = inherited_budget()
+    if state.usage.get("sub_calls", 0) >= settings.max_sub_calls or (shared is not None and shared.left <= 0):
         return f"max_sub_calls ({settings.max_sub_calls} sub-model calls)"
     if time.time() - state.started_at >= settings.max_time:
         return f"max_time ({settings.max_time:g} seconds)"

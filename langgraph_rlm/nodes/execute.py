@@ -10,6 +10,7 @@ from langgraph.runtime import Runtime
 from langgraph_rlm.graph.config import RLMSettings
 from langgraph_rlm.graph.resources import resources_for
 from langgraph_rlm.graph.state import RLMState
+from langgraph_rlm.llm.budget import SubCallBudget, inherited_budget
 from langgraph_rlm.llm.recursion import child_runner
 from langgraph_rlm.llm.subcalls import SubCallRouter
 from langgraph_rlm.llm.usage import add_usage
@@ -27,7 +28,9 @@ async def execute(state: RLMState, runtime: Runtime[RLMSettings]) -> dict:
         api_base=settings.api_base,
         concurrency=settings.batch_concurrency,
         retries=settings.sub_call_retries,
-        calls_left=settings.max_sub_calls - state.usage.get("sub_calls", 0),
+        budget=question_budget(state, settings),
+        allowed_models=allowed_models(settings),
+        child_concurrency=settings.child_concurrency,
         child=child_runner(settings, state.session, resources),
         load_text=lambda sha: resources.blobs.get(sha).decode("utf-8", "replace"),
         emit=emit,
@@ -71,6 +74,20 @@ async def execute(state: RLMState, runtime: Runtime[RLMSettings]) -> dict:
         "usage": (usage := add_usage(router.usage, {"stored_bytes": stored})),
         "total_usage": usage,
     }
+
+
+def question_budget(state: RLMState, settings: RLMSettings) -> SubCallBudget:
+    """A child RLM draws from its parent's budget; the root's is what its question has left."""
+    inherited = inherited_budget()
+    if inherited is not None:
+        return inherited.branch()
+    return SubCallBudget(settings.max_sub_calls - state.usage.get("sub_calls", 0))
+
+
+def allowed_models(settings: RLMSettings) -> set[str]:
+    """The names `llm_query(..., model=)` may use: the operator's models, nothing from the sandbox."""
+    configured = (settings.model, settings.sub_model, *settings.allowed_models)
+    return {model for model in configured if isinstance(model, str)}
 
 
 def step_report(results: list[CellResult]) -> str:

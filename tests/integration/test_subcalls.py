@@ -71,12 +71,13 @@ async def test_a_failing_single_llm_query_raises_in_the_cell(tmp_path):
     assert result["answer"] == "LLMQueryError"
 
 
-async def test_llm_query_can_name_another_model(tmp_path):
+async def test_llm_query_can_name_another_allowed_model(tmp_path):
     def model(messages):
         return "from the named model"
 
     with ScriptedOpenAIServer(model) as server:
-        result = await ask(server, tmp_path, "out = llm_query('hi', model='openai/other')")
+        code = "out = llm_query('hi', model='openai/other')"
+        result = await ask(server, tmp_path, code, allowed_models=("openai/other",))
     assert result["answer"] == "from the named model"
     assert server.log[0]["messages"][-1]["content"] == "hi"
     assert server.log[0]["model"] == "other"

@@ -26,3 +26,8 @@ def test_explicit_values_win_over_the_environment(monkeypatch):
 def test_bad_values_say_which_variable(name, raw):
     with pytest.raises(ValueError, match="RLM_"):
         parse_setting(name, raw)
+
+
+def test_allowed_models_split_on_commas_so_model_tags_keep_their_colons(monkeypatch):
+    monkeypatch.setenv("RLM_ALLOWED_MODELS", "ollama/qwen3:8b, openai/gpt-5-nano")
+    assert RLMSettings().allowed_models == ("ollama/qwen3:8b", "openai/gpt-5-nano")
