@@ -173,3 +173,12 @@ def kill_all(folder: Path) -> None:
         for pid in (folder / "cgroup.procs").read_text().split():
             with contextlib.suppress(OSError):
                 os.kill(int(pid), signal.SIGKILL)
+
+
+def probe() -> tuple[str, ...]:
+    """Which controllers a sandbox cgroup gets here, by making one and removing it."""
+    made = create(Limits(memory_bytes=1 << 30, pids=64, cpus=1.0))
+    if made is None:
+        return ()
+    made.remove()
+    return made.enforced

@@ -178,3 +178,13 @@ async def test_docker_swap_is_off(open_session):
     await asyncio.to_thread(session.sandbox.container.reload)
     config = session.sandbox.container.attrs["HostConfig"]
     assert config["MemorySwap"] == config["Memory"] > 0
+
+
+def test_doctor_says_which_local_limits_hold():
+    need_cgroups("local")
+    from langgraph_rlm.doctor import local_limits
+
+    assert local_limits() == (
+        "memory: all of it (heap, /tmp, memfd) by a cgroup; processes: per sandbox (pids cgroup); "
+        "CPU: --cpus quota"
+    )
