@@ -30,6 +30,7 @@ DEFAULT_THREAD = "default"
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 FLAG_NAMES = {"allow_dirs": "allow-dir", "allowed_models": "allow-model"}
 METAVARS = {"allowed_models": "MODEL"}
+FORMER_FLAGS = {"cpus": ("--docker-cpus",)}
 
 stderr = Console(stderr=True, highlight=False)
 stdout = Console(highlight=False, soft_wrap=True)
@@ -62,7 +63,8 @@ def settings_options(command: Callable) -> Callable:
             option = click.option(f"--{name}", spec.name, type=click.Choice(SANDBOXES), help=help_text)
         else:
             kind = {int: int, float: float}.get(type(spec.default), str)
-            option = click.option(f"--{name}", spec.name, type=kind, help=help_text)
+            names = (f"--{name}", *FORMER_FLAGS.get(spec.name, ()))
+            option = click.option(*names, spec.name, type=kind, help=help_text)
         command = option(command)
     command = click.option(
         "--thread", default=DEFAULT_THREAD, show_default=True, help="Conversation to use or resume."
@@ -103,6 +105,7 @@ def settings_problem(settings: RLMSettings) -> str | None:
         "cell_timeout",
         "memory_limit",
         "max_processes",
+        "cpus",
         "output_limit",
         "batch_concurrency",
         "child_concurrency",

@@ -50,7 +50,24 @@ def probe_bubblewrap() -> Check:
     version = subprocess.run([bwrap, "--version"], capture_output=True, text=True).stdout.strip()
     if probe.returncode != 0:
         return Check("local", False, f"{version} cannot start a sandbox: {probe.stderr.strip()}")
-    return Check("local", True, f"{version}: network, files, processes and memory isolated")
+    return Check("local", True, f"{version}: network and files isolated; {local_limits()}")
+
+
+def local_limits() -> str:
+    """Which limits hold depends on whether each sandbox can get a cgroup (root, or a delegated tree)."""
+    from langgraph_rlm.sandboxes import cgroup
+
+    enforced = cgroup.probe()
+    parts = [
+        "memory: all of it (heap, /tmp, memfd) by a cgroup"
+        if "memory" in enforced
+        else "memory: the heap (RLIMIT_AS) and /tmp (sized); memfd files are not counted",
+        "processes: per sandbox (pids cgroup)"
+        if "pids" in enforced
+        else "processes: RLIMIT_NPROC, shared by every sandbox of the same user",
+        "CPU: --cpus quota" if "cpu" in enforced else "CPU: not limited",
+    ]
+    return "; ".join(parts)
 
 
 def probe_docker(image: str) -> Check:

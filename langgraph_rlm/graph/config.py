@@ -15,10 +15,23 @@ SANDBOXES = ("local", "process", "docker", "e2b")
 
 
 def setting(
-    default: Any, description: str, *, env: str, flag: bool = True, separator: str = os.pathsep
+    default: Any,
+    description: str,
+    *,
+    env: str,
+    flag: bool = True,
+    separator: str = os.pathsep,
+    old_env: str = "",
 ) -> Any:
-    """`separator` splits a tuple setting's environment variable."""
-    metadata = {"description": description, "env": env, "flag": flag, "separator": separator}
+    """`separator` splits a tuple setting's environment variable; `old_env` is a former name of the
+    variable, still read when the current one is not set."""
+    metadata = {
+        "description": description,
+        "env": env,
+        "flag": flag,
+        "separator": separator,
+        "old_env": old_env,
+    }
     return field(default=default, metadata=metadata)
 
 
@@ -56,7 +69,12 @@ class RLMSettings:
         "Image for --sandbox docker; any image with python3 works.",
         env="RLM_DOCKER_IMAGE",
     )
-    docker_cpus: float = setting(1.0, "CPUs the docker sandbox may use.", env="RLM_DOCKER_CPUS")
+    cpus: float = setting(
+        1.0,
+        "CPUs the REPL may use (docker; local where it gets a cgroup).",
+        env="RLM_CPUS",
+        old_env="RLM_DOCKER_CPUS",
+    )
     e2b_pause: bool = setting(
         False,
         "Pause the E2B sandbox instead of killing it when a run ends; the thread resumes it next run.",
@@ -133,25 +151,27 @@ class RLMSettings:
     def __post_init__(self) -> None:
         """Fields left at their default take the `RLM_*` environment variable when it is set."""
         for spec in fields(self):
-            env = spec.metadata.get("env")
-            if env and env in os.environ and getattr(self, spec.name) == spec.default:
-                setattr(self, spec.name, parse_setting(spec.name, os.environ[env]))
+            names = (spec.metadata.get("env"), spec.metadata.get("old_env"))
+            env = next((name for name in names if name and name in os.environ), "")
+            if env and getattr(self, spec.name) == spec.default:
+                setattr(self, spec.name, parse_setting(spec.name, os.environ[env], env))
 
 
-def parse_setting(name: str, raw: str) -> Any:
+def parse_setting(name: str, raw: str, env: str = "") -> Any:
     """A setting's value from text (an environment variable or a flag); ValueError when it is bad."""
     spec = next(f for f in fields(RLMSettings) if f.name == name)
+    env = env or spec.metadata["env"]
     kind = type(spec.default)
     if spec.default is None or kind is str or isinstance(spec.default, BaseChatModel):
         return raw or None if spec.default is None else raw
     if kind is bool:
         lowered = raw.strip().lower()
         if lowered not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-            raise ValueError(f"{spec.metadata['env']}={raw!r} is not a yes/no value")
+            raise ValueError(f"{env}={raw!r} is not a yes/no value")
         return lowered in ("1", "true", "yes", "on")
     if kind is tuple:
         return tuple(part.strip() for part in raw.split(spec.metadata["separator"]) if part.strip())
     try:
         return kind(raw)
     except ValueError:
-        raise ValueError(f"{spec.metadata['env']}={raw!r} is not a valid {kind.__name__}") from None
+        raise ValueError(f"{env}={raw!r} is not a valid {kind.__name__}") from None

@@ -32,7 +32,7 @@ class Resources:
             max_processes=settings.max_processes,
             visible_files=tuple(files),
             docker_image=settings.docker_image,
-            cpus=settings.docker_cpus,
+            cpus=settings.cpus,
             e2b_workdir=settings.e2b_workdir,
             e2b_pause=settings.e2b_pause,
             reconnect=reconnect,

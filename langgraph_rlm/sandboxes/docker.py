@@ -100,6 +100,7 @@ class DockerSandbox:
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges"],
             "mem_limit": f"{memory + MEMORY_HEADROOM_MB}m",
+            "memswap_limit": f"{memory + MEMORY_HEADROOM_MB}m",
             "nano_cpus": int(self.spec.cpus * 1e9),
             "pids_limit": self.spec.max_processes,
             "environment": ENVIRONMENT,

@@ -1,21 +1,25 @@
 """The default sandbox: the worker under bubblewrap.
 
 No network, a read-only view of the system, a private /tmp, a cleared environment, only the
-files the user named, limits on memory and processes, and the whole sandbox dies with the host.
+files the user named, limits on memory, processes and CPU, and the whole sandbox dies with the host.
+Where a cgroup can be made (as root) the sandbox runs in its own; elsewhere only rlimits hold.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import sys
 from pathlib import Path
 
-from langgraph_rlm.sandboxes.base import SandboxUnavailable
+from langgraph_rlm.sandboxes import cgroup
+from langgraph_rlm.sandboxes.base import SandboxSpec, SandboxUnavailable
 from langgraph_rlm.sandboxes.process import CLOUDPICKLE_DIR, WORKER_FILES, ProcessSandbox, sandbox_environment
 
 INSIDE = Path("/opt/rlm")
 NOBODY = 65534
+MEMORY_HEADROOM_MB = 256
 NAMESPACES = ("--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try")
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")
 SYSTEM_FILES = ("/etc/ld.so.cache", "/etc/localtime", "/etc/alternatives")
@@ -47,6 +51,14 @@ class LocalSandbox(ProcessSandbox):
     kind = "local"
     isolated = True
 
+    def __init__(self, spec: SandboxSpec) -> None:
+        super().__init__(spec)
+        self.cgroup: cgroup.SandboxCgroup | None = None
+
+    def process_limit(self) -> int:
+        """A pids cgroup counts this sandbox's tasks alone; RLIMIT_NPROC would count the uid's, host-wide."""
+        return 0 if self.cgroup is not None and "pids" in self.cgroup.dirs else self.spec.max_processes
+
     @classmethod
     def check_available(cls) -> None:
         if shutil.which("bwrap") is None:
@@ -54,6 +66,17 @@ class LocalSandbox(ProcessSandbox):
 
     def command(self) -> list[str]:
         self.check_available()
+        self.cgroup = cgroup.create(
+            cgroup.Limits(
+                memory_bytes=(self.spec.memory_mb + MEMORY_HEADROOM_MB) * 1024 * 1024,
+                pids=self.spec.max_processes,
+                cpus=self.spec.cpus,
+            )
+        )
+        command = self.bwrap_command()
+        return self.cgroup.wrap(command) if self.cgroup is not None else command
+
+    def bwrap_command(self) -> list[str]:
         args = [
             shutil.which("bwrap") or "bwrap",
             *NAMESPACES,
@@ -87,6 +110,17 @@ class LocalSandbox(ProcessSandbox):
 
     def environment(self) -> dict[str, str]:
         return {}
+
+    async def describe_exit(self) -> str:
+        if self.cgroup is not None and await asyncio.to_thread(self.cgroup.oom_killed):
+            return "the worker was killed by the out-of-memory killer (the sandbox reached --memory-limit)"
+        return await super().describe_exit()
+
+    async def stop(self, keep: bool = True) -> None:
+        await super().stop(keep)
+        if self.cgroup is not None:
+            await asyncio.to_thread(self.cgroup.remove)
+            self.cgroup = None
 
     def unavailable_message(self, reason: str) -> str:
         if reason.startswith("bwrap"):

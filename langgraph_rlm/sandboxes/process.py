@@ -53,8 +53,12 @@ class ProcessSandbox:
     def worker_arguments(self) -> list[str]:
         args = ["--memory-mb", str(self.spec.memory_mb), "--big-value", str(self.spec.big_value_bytes)]
         if self.isolated:
-            args += ["--isolated", "--max-processes", str(self.spec.max_processes)]
+            args += ["--isolated", "--max-processes", str(self.process_limit())]
         return args
+
+    def process_limit(self) -> int:
+        """The worker's RLIMIT_NPROC (0: none)."""
+        return self.spec.max_processes
 
     def command(self) -> list[str]:
         return [sys.executable, "-s", str(WORKER_PATH), *self.worker_arguments()]

@@ -44,6 +44,8 @@ MAIN_PID = os.getpid()
 META_NAME = "(the file registry)"
 SIZED_TYPES = (str, bytes, bytearray, list, tuple, dict, set, frozenset)
 """Sizes are shown for these alone: a model's own __len__ could hang or lie."""
+OUTPUT_KEEP = 16 << 20
+PUNCH_HOLE = 0x03  # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
 
 
 class CellTimeout(BaseException):
@@ -554,7 +556,7 @@ class Worker:
         if op == "exec":
             self.load_contexts(command.get("contexts", []))
             self.namespace["history"] = [dict(turn) for turn in command.get("history", [])]
-            outputs.reset()
+            outputs.reset(command.get("output_limit", 20_000))
             error = self.run_cell(command["code"], command.get("timeout", 120))
             stdout, stderr = outputs.read(command.get("output_limit", 20_000))
             final = self.final
@@ -646,6 +648,25 @@ class Outputs:
     def __init__(self):
         self.fds = [_memory_file("stdout"), _memory_file("stderr")]
         self.saved = None
+        self.keep = OUTPUT_KEEP
+        self.resizing = threading.Lock()
+        punch = _hole_puncher()
+        if punch is not None:
+            threading.Thread(target=self._bound_forever, args=(punch,), daemon=True).start()
+
+    def _bound_forever(self, punch):
+        """Only a cell's head and tail are ever read, so the middle is freed while it is written:
+        printing gigabytes holds a few MiB (between two passes a fast writer can add more)."""
+        while True:
+            time.sleep(0.02)
+            with self.resizing:
+                for fd in self.fds:
+                    try:
+                        end = (os.fstat(fd).st_size - self.keep) // 4096 * 4096
+                    except OSError:
+                        continue
+                    if end > self.keep:
+                        punch(fd, PUNCH_HOLE, self.keep, end - self.keep)
 
     def attach(self):
         self.saved = (os.dup(1), os.dup(2), sys.stdout, sys.stderr)
@@ -666,10 +687,14 @@ class Outputs:
         os.close(out)
         os.close(err)
 
-    def reset(self):
-        for fd in self.fds:
-            os.ftruncate(fd, 0)
-            os.lseek(fd, 0, os.SEEK_SET)
+    def reset(self, limit=20_000):
+        """Empties both files; `keep` covers what a read of `limit` characters can need (two windows
+        of up to 4 bytes a character), so the freed middle is never read."""
+        with self.resizing:
+            self.keep = max(OUTPUT_KEEP, 8 * limit)
+            for fd in self.fds:
+                os.ftruncate(fd, 0)
+                os.lseek(fd, 0, os.SEEK_SET)
 
     def read(self, limit):
         sys.stdout.flush()
@@ -697,6 +722,18 @@ def _memory_file(name):
     import tempfile
 
     return os.dup(tempfile.TemporaryFile().fileno())
+
+
+def _hole_puncher():
+    """fallocate(2), which frees a file's pages in place (memfd and tmpfs support it); None elsewhere."""
+    try:
+        import ctypes
+
+        fallocate = ctypes.CDLL(None, use_errno=True).fallocate
+    except (OSError, AttributeError):
+        return None
+    fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    return fallocate
 
 
 def _set_limits(args):
