@@ -227,7 +227,12 @@ def test_doctor_reports_sandboxes_and_credential_names_only(tmp_path):
     done = run_rlm(
         ["doctor"],
         tmp_path,
-        env={"OPENAI_API_KEY": "sk-secret-value", "DOCKER_HOST": "unix:///nonexistent.sock"},
+        env={
+            "OPENAI_API_KEY": "sk-secret-value",
+            "DOCKER_HOST": "unix:///nonexistent.sock",
+            "E2B_API_KEY": "",
+            "E2B_DEBUG": "",
+        },
     )
     assert done.returncode == 0, done.stderr
     rows = {line.split("│")[1].strip(): line for line in done.stdout.splitlines() if line.count("│") >= 3}
