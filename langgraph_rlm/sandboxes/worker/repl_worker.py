@@ -190,6 +190,14 @@ class SnapshotUnpickler(pickle.Unpickler):
         return self.blobs.fetch(sha, kind)
 
 
+def model_name(model):
+    """The host checks every name against its allow-list; what is not a short string is sent as
+    its clipped repr, which no allow-list holds, so the caller gets the host's refusal."""
+    if model is None or (isinstance(model, str) and len(model) <= protocol.MAX_NAME):
+        return model
+    return repr(model)[: protocol.MAX_NAME]
+
+
 # --- the files the model works on (the from-scratch project's helpers) --------------------
 
 
@@ -276,14 +284,14 @@ class Worker:
 
     def llm_query(self, prompt, model=None):
         """One sub-model call; raises LLMQueryError when the host could not get an answer."""
-        (reply,) = self._ask([{"op": "llm_query", "prompt": str(prompt), "model": model}])
+        (reply,) = self._ask([{"op": "llm_query", "prompt": str(prompt), "model": model_name(model)}])
         if reply.get("error"):
             raise LLMQueryError(reply["error"])
         return reply["value"]
 
     def llm_query_batched(self, prompts, model=None):
         """Many sub-model calls in parallel; a failed prompt yields an error string in its slot."""
-        requests = [{"op": "llm_query", "prompt": str(p), "model": model} for p in prompts]
+        requests = [{"op": "llm_query", "prompt": str(p), "model": model_name(model)} for p in prompts]
         return self._answers(self._ask(requests))
 
     def _context_sha(self, context):
