@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from langgraph_rlm.graph.config import SANDBOXES, RLMSettings
+from langgraph_rlm.graph.config import POSITIVE_SETTINGS, SANDBOXES, RLMSettings
 from langgraph_rlm.progress import Progress, usage_line
 from langgraph_rlm.sandboxes import check_available
 from langgraph_rlm.sandboxes.base import SandboxLost, SandboxUnavailable
@@ -83,7 +83,8 @@ def store_options(command: Callable) -> Callable:
 
 
 def build_settings(options: dict[str, Any]) -> RLMSettings:
-    """Flags win over RLM_* variables, which win over the defaults."""
+    """Flags win over RLM_* variables, which win over the defaults. The CLI's user names the files
+    to read, so contexts given as paths are read wherever they are."""
     try:
         settings = RLMSettings()
     except ValueError as exc:
@@ -92,6 +93,7 @@ def build_settings(options: dict[str, Any]) -> RLMSettings:
         value = options.get(spec.name)
         if value is not None and value != ():
             setattr(settings, spec.name, tuple(value) if isinstance(value, (list, tuple)) else value)
+    settings.path_contexts = True
     problem = settings_problem(settings)
     if problem:
         raise UserError(problem)
@@ -99,18 +101,7 @@ def build_settings(options: dict[str, Any]) -> RLMSettings:
 
 
 def settings_problem(settings: RLMSettings) -> str | None:
-    for name in (
-        "max_iterations",
-        "max_sub_calls",
-        "cell_timeout",
-        "memory_limit",
-        "max_processes",
-        "cpus",
-        "output_limit",
-        "batch_concurrency",
-        "child_concurrency",
-        "max_time",
-    ):
+    for name in POSITIVE_SETTINGS:
         if getattr(settings, name) <= 0:
             return f"--{name.replace('_', '-')} must be greater than 0"
     for folder in settings.allow_dirs:

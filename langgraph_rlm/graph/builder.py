@@ -20,6 +20,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
 from langgraph_rlm.graph.config import RLMSettings
+from langgraph_rlm.graph.run_settings import RunContext, settings_for_run
 from langgraph_rlm.graph.state import RLMInput, RLMOutput, RLMState
 from langgraph_rlm.nodes.check_final import check_final
 from langgraph_rlm.nodes.compact_memory import compact_memory
@@ -39,8 +40,8 @@ def build_rlm_graph(
 ) -> StateGraph:
     """The uncompiled RLM graph; compile it with the checkpointer of your choice.
 
-    `model`, `sub_model` and `overrides` set the defaults (see RLMSettings); an `RLMSettings`
-    passed as the run's `context` replaces them for that run.
+    `model`, `sub_model` and `overrides` are the operator's settings (see RLMSettings); a run's
+    `context` may choose among its models and lower its limits (see run_settings).
     """
     defaults = replace(settings or RLMSettings(), **overrides)
     if model is not None:
@@ -49,9 +50,8 @@ def build_rlm_graph(
         defaults.sub_model = sub_model
 
     def with_settings(node: Any) -> Any:
-        async def run(state: RLMState, config: RunnableConfig, runtime: Runtime[RLMSettings]) -> Any:
-            if not isinstance(runtime.context, RLMSettings):
-                runtime = runtime.override(context=defaults)
+        async def run(state: RLMState, config: RunnableConfig, runtime: Runtime[Any]) -> Any:
+            runtime = runtime.override(context=settings_for_run(defaults, runtime.context))
             if node is start_turn:
                 return await node(state, config, runtime)
             return await node(state, runtime)
@@ -59,7 +59,7 @@ def build_rlm_graph(
         run.__name__ = node.__name__
         return run
 
-    graph = StateGraph(RLMState, context_schema=RLMSettings, input_schema=RLMInput, output_schema=RLMOutput)
+    graph = StateGraph(RLMState, context_schema=RunContext, input_schema=RLMInput, output_schema=RLMOutput)
     graph.add_node("start_turn", with_settings(start_turn))
     graph.add_node("generate_code", with_settings(generate_code))
     graph.add_node("execute", with_settings(execute))

@@ -12,6 +12,18 @@ from langchain_core.language_models import BaseChatModel
 DEFAULT_MODEL = "openai/gpt-5"
 DEFAULT_SUB_MODEL = "openai/gpt-5-mini"
 SANDBOXES = ("local", "process", "docker", "e2b")
+POSITIVE_SETTINGS = (
+    "max_iterations",
+    "max_sub_calls",
+    "cell_timeout",
+    "memory_limit",
+    "max_processes",
+    "cpus",
+    "output_limit",
+    "batch_concurrency",
+    "child_concurrency",
+    "max_time",
+)
 
 
 def setting(
@@ -135,6 +147,14 @@ class RLMSettings:
         "Summarise each finished turn's working messages (question and answer kept).",
         env="RLM_COMPACT_TURNS",
     )
+    path_contexts: bool = setting(
+        False,
+        "Read a context that names a file from that file, wherever it is (the CLI always does). "
+        "Off, only files under allow_dirs are read and any other context is text: keep it off where "
+        "callers are remote.",
+        env="RLM_PATH_CONTEXTS",
+        flag=False,
+    )
     state_dir: str = setting(
         ".rlm", "Where threads, contexts and REPL snapshots are stored.", env="RLM_STATE_DIR"
     )
@@ -147,6 +167,11 @@ class RLMSettings:
         600.0, "Seconds an unused sandbox stays alive before it is closed.", env="RLM_SANDBOX_IDLE_TIMEOUT"
     )
     depth: int = setting(0, "Recursion depth of this RLM (0 for the root).", env="RLM_DEPTH", flag=False)
+
+    def model_names(self) -> set[str]:
+        """The models a run's context or the REPL's `model=` may name: the operator's, nothing else."""
+        configured = (self.model, self.sub_model, *self.allowed_models)
+        return {model for model in configured if isinstance(model, str)}
 
     def __post_init__(self) -> None:
         """Fields left at their default take the `RLM_*` environment variable when it is set."""

@@ -29,7 +29,7 @@ async def execute(state: RLMState, runtime: Runtime[RLMSettings]) -> dict:
         concurrency=settings.batch_concurrency,
         retries=settings.sub_call_retries,
         budget=question_budget(state, settings),
-        allowed_models=allowed_models(settings),
+        allowed_models=settings.model_names(),
         child_concurrency=settings.child_concurrency,
         child=child_runner(settings, state.session, resources),
         load_text=lambda sha: resources.blobs.get(sha).decode("utf-8", "replace"),
@@ -82,12 +82,6 @@ def question_budget(state: RLMState, settings: RLMSettings) -> SubCallBudget:
     if inherited is not None:
         return inherited.branch()
     return SubCallBudget(settings.max_sub_calls - state.usage.get("sub_calls", 0))
-
-
-def allowed_models(settings: RLMSettings) -> set[str]:
-    """The names `llm_query(..., model=)` may use: the operator's models, nothing from the sandbox."""
-    configured = (settings.model, settings.sub_model, *settings.allowed_models)
-    return {model for model in configured if isinstance(model, str)}
 
 
 def step_report(results: list[CellResult]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from pathlib import Path
 
 from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig
@@ -13,18 +14,22 @@ from langgraph.types import Overwrite
 
 from langgraph_rlm.graph.config import RLMSettings
 from langgraph_rlm.graph.resources import resources_for
-from langgraph_rlm.graph.state import RLMState
-from langgraph_rlm.persistence.contexts import ingest
+from langgraph_rlm.graph.state import ContextRef, RLMState
+from langgraph_rlm.persistence.contexts import checked_ref, ingest
 
 
 async def start_turn(state: RLMState, config: RunnableConfig, runtime: Runtime[RLMSettings]) -> dict:
-    blobs = (await resources_for(runtime.context)).blobs
-    stored = [c for c in state.contexts if isinstance(c, dict)]
+    settings = runtime.context
+    blobs = (await resources_for(settings)).blobs
+    folders = None if settings.path_contexts else [Path(d) for d in settings.allow_dirs]
+    stored: list[ContextRef] = []
     for item in state.contexts:
         if isinstance(item, str):
-            ref = await asyncio.to_thread(ingest, item, len(stored), blobs)
-            if all(ref["sha"] != c["sha"] for c in stored):
-                stored.append(ref)
+            ref = await asyncio.to_thread(ingest, item, len(stored), blobs, folders)
+        else:
+            ref = await asyncio.to_thread(checked_ref, item, blobs, folders)
+        if all(ref["sha"] != c["sha"] for c in stored):
+            stored.append(ref)
     return {
         "contexts": Overwrite(stored),
         "messages": [HumanMessage(state.query)],

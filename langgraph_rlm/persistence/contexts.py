@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from langgraph_rlm.graph.state import ContextRef
 from langgraph_rlm.persistence.blobs import BlobStore
+from langgraph_rlm.sandboxes.worker.protocol import SHA
 
 PREVIEW_CHARS = 300
 SNIFF_BYTES = 1 << 16
@@ -35,14 +38,44 @@ def check_context_file(path: str | Path) -> Path:
     return file.resolve()
 
 
-def is_context_path(item: str) -> bool:
-    """Whether a string names an existing file; anything else is taken as the text itself."""
+def is_context_path(item: str, folders: Sequence[Path] | None = None) -> bool:
+    """Whether a string names a file to read (anywhere, or only inside `folders` when given);
+    anything else is taken as the text itself, without looking at the disk for it."""
     if len(item) >= 4096 or "\n" in item or "\0" in item:
         return False
     try:
-        return Path(item).expanduser().is_file()
-    except OSError:
+        return within(item, folders) and Path(item).expanduser().is_file()
+    except (OSError, ValueError):
         return False
+
+
+def within(path: str, folders: Sequence[Path] | None) -> bool:
+    """Whether a path lies inside one of `folders` once resolved (None: anywhere)."""
+    if folders is None:
+        return True
+    real = Path(os.path.realpath(Path(path).expanduser()))
+    return any(real.is_relative_to(os.path.realpath(folder)) for folder in folders)
+
+
+def checked_ref(item: Any, blobs: BlobStore, folders: Sequence[Path] | None) -> ContextRef:
+    """A context handed in already stored (by `rlm init`, or a parent RLM to its child) is taken
+    only as far as the store and the path rule confirm it: a forged reference could otherwise
+    name any blob, or any host file for the sandbox to mount."""
+    sha = item.get("sha") if isinstance(item, dict) else None
+    if not isinstance(sha, str) or not SHA.match(sha) or not blobs.has(sha):
+        raise ContextError("a context must be a file path or text (or a stored context's reference)")
+    source = item.get("source")
+    if source is not None and not (isinstance(source, str) and within(source, folders)):
+        raise ContextError(f"context {str(source)[:200]!r} is outside the folders this run may read")
+    name, label = str(item.get("name", "context")), str(item.get("label", item.get("name", "context")))
+    return ContextRef(
+        name=name[:100],
+        label=label[:200],
+        source=source,
+        sha=sha,
+        size=blobs.size(sha),
+        preview=str(item.get("preview", ""))[:PREVIEW_CHARS],
+    )
 
 
 def describe_blob(sha: str, index: int, blobs: BlobStore) -> ContextRef:
@@ -53,10 +86,11 @@ def describe_blob(sha: str, index: int, blobs: BlobStore) -> ContextRef:
     return ContextRef(name=name, label=name, source=None, sha=sha, size=len(data), preview=preview)
 
 
-def ingest(item: str, index: int, blobs: BlobStore) -> ContextRef:
-    """Stores a path's file (or a text given inline) once, by content, and describes it."""
+def ingest(item: str, index: int, blobs: BlobStore, folders: Sequence[Path] | None = None) -> ContextRef:
+    """Stores a path's file (or a text given inline) once, by content, and describes it; with
+    `folders`, only files inside them are read (what a remote caller may name)."""
     name = f"context_{index}"
-    if is_context_path(item):
+    if is_context_path(item, folders):
         path = check_context_file(item)
         sha, size = blobs.put_file(path)
         with open(path, "rb") as handle:

@@ -173,7 +173,7 @@ async def test_graph_state_keeps_references_not_context_text(tmp_path):
     root = ScriptedChatModel(respond=steps("```repl\nn = len(context)\n```", "```repl\nFINAL(n)\n```"))
     db = tmp_path / "checkpoints.sqlite"
     async with AsyncSqliteSaver.from_conn_string(str(db)) as saver:
-        graph = compile_graph(root, tmp_path, checkpointer=saver)
+        graph = compile_graph(root, tmp_path, checkpointer=saver, path_contexts=True)
         result = await graph.ainvoke({"query": "length?", "contexts": [str(context_file)]}, config())
     assert result["answer"] == "5000000"
     with sqlite3.connect(db) as conn:
@@ -302,3 +302,23 @@ async def test_settings_given_per_run_as_context_win_over_the_builder(tmp_path):
     result = await graph.ainvoke({"query": "q"}, config(), context=per_run)
     assert result["stop_reason"] == "max_iterations (2 steps)"
     assert result["answer"] == "best guess" and len(root.calls) == 3
+
+
+async def test_a_partial_context_keeps_the_builders_models_and_ignores_unknown_keys(tmp_path):
+    root = ScriptedChatModel(respond=until_limit("```repl\nprint('looking')\n```", "best guess"))
+    graph = compile_graph(root, tmp_path, max_iterations=30, compact_turns=False)
+    result = await graph.ainvoke({"query": "q"}, config(), context={"max_iterations": 2, "user_id": "u1"})
+    assert result["stop_reason"] == "max_iterations (2 steps)"
+    assert result["answer"] == "best guess" and len(root.calls) == 3
+
+
+async def test_a_context_that_names_a_file_is_text_unless_the_operator_allows_it(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("host secret")
+    root = ScriptedChatModel(respond=lambda messages: "```repl\nFINAL(context)\n```")
+    graph = compile_graph(root, tmp_path)
+    result = await graph.ainvoke({"query": "q", "contexts": [str(secret)]}, config("text"))
+    assert result["answer"] == str(secret)
+    allowed = compile_graph(root, tmp_path, allow_dirs=(str(tmp_path),))
+    result = await allowed.ainvoke({"query": "q", "contexts": [str(secret)]}, config("file"))
+    assert result["answer"] == "host secret"

@@ -73,3 +73,12 @@ async def test_a_dead_worker_is_replaced_and_restored_to_the_last_snapshot(backe
     assert "WorkerDied" in result.error and reason in result.error
     after = await run(session, "print(double(kept), 'lost_value' in globals())")
     assert after.stdout.strip() == "42 False"
+
+
+async def test_a_dead_worker_whose_snapshot_holds_a_module_is_restored_at_once(backend, open_session):
+    session = await open_session(backend)
+    await run(session, "import sys\nx = 41")
+    result = await run(session, "import os\nos._exit(0)")
+    assert "WorkerDied" in result.error
+    after = await run(session, "print(x + 1, sys.version_info[0])", timeout=20)
+    assert after.error is None and after.stdout.split() == ["42", "3"]

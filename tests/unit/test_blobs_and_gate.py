@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from langgraph_rlm.persistence.blobs import BlobNotFound, FileBlobStore
-from langgraph_rlm.persistence.contexts import ContextError, check_context_file, ingest
+from langgraph_rlm.persistence.contexts import ContextError, check_context_file, checked_ref, ingest
 from langgraph_rlm.sandboxes.file_gate import FileGate
 
 
@@ -44,6 +44,35 @@ def test_ingest_names_contexts_and_keeps_a_short_preview(tmp_path):
     assert inline["source"] is None and store.get(inline["sha"]) == b"not a path, just text"
     long_line = ingest("x" * 1000, 1, store)
     assert long_line["source"] is None and long_line["size"] == 1000
+
+
+def test_with_folders_only_files_inside_them_are_read_and_symlinks_do_not_lead_out(tmp_path):
+    store = FileBlobStore(tmp_path / "blobs")
+    shared, private = tmp_path / "shared", tmp_path / "private"
+    shared.mkdir(), private.mkdir()
+    (shared / "ok.txt").write_text("shared text")
+    (private / "secret.txt").write_text("secret")
+    (shared / "link.txt").symlink_to(private / "secret.txt")
+    assert store.get(ingest(str(shared / "ok.txt"), 0, store, [shared])["sha"]) == b"shared text"
+    for outside in (private / "secret.txt", shared / "link.txt", shared / ".." / "private" / "secret.txt"):
+        ref = ingest(str(outside), 0, store, [shared])
+        assert ref["source"] is None and store.get(ref["sha"]) == str(outside).encode()
+
+
+def test_a_context_reference_is_taken_only_as_far_as_the_store_and_folders_confirm(tmp_path):
+    store = FileBlobStore(tmp_path / "blobs")
+    sha = store.put(b"stored")
+    ref = checked_ref({"name": "context_0", "sha": sha, "source": None, "preview": "s"}, store, [])
+    assert ref["size"] == 6 and ref["source"] is None
+    for forged in (
+        {"sha": "0" * 64},
+        {"sha": "../../etc/passwd"},
+        "not a dict",
+        {"sha": sha, "source": "/etc/passwd"},
+    ):
+        with pytest.raises(ContextError):
+            checked_ref(forged, store, [tmp_path])
+    assert checked_ref({"sha": sha, "source": "/etc/passwd"}, store, None)["source"] == "/etc/passwd"
 
 
 def test_context_file_checks(tmp_path):
