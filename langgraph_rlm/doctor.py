@@ -54,10 +54,12 @@ def probe_bubblewrap() -> Check:
 
 
 def local_limits() -> str:
-    """Which limits hold depends on whether each sandbox can get a cgroup (root, or a delegated tree)."""
-    from langgraph_rlm.sandboxes import cgroup
+    """Which limits hold depends on whether each sandbox can get a cgroup (root, or a delegated tree)
+    and whether there is a seccomp syscall table for this machine."""
+    from langgraph_rlm.sandboxes import cgroup, seccomp
 
     enforced = cgroup.probe()
+    no_filter = seccomp.unavailable_reason()
     parts = [
         "memory: all of it (heap, /tmp, memfd) by a cgroup"
         if "memory" in enforced
@@ -66,6 +68,9 @@ def local_limits() -> str:
         if "pids" in enforced
         else "processes: RLIMIT_NPROC, shared by every sandbox of the same user",
         "CPU: --cpus quota" if "cpu" in enforced else "CPU: not limited",
+        "syscalls: seccomp refuses new namespaces, mounts, ptrace, keyrings, bpf and kernel modules"
+        if no_filter is None
+        else f"syscalls: not filtered ({no_filter})",
     ]
     return "; ".join(parts)
 

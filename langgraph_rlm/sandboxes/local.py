@@ -1,7 +1,8 @@
 """The default sandbox: the worker under bubblewrap.
 
 No network, a read-only view of the system, a private /tmp, a cleared environment, only the
-files the user named, limits on memory, processes and CPU, and the whole sandbox dies with the host.
+files the user named, limits on memory, processes and CPU, a seccomp filter against new namespaces
+and the kernel's wider reach, and the whole sandbox dies with the host.
 Where a cgroup can be made (as root) the sandbox runs in its own; elsewhere only rlimits hold.
 """
 
@@ -13,7 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from langgraph_rlm.sandboxes import cgroup
+from langgraph_rlm.sandboxes import cgroup, seccomp
 from langgraph_rlm.sandboxes.base import SandboxSpec, SandboxUnavailable
 from langgraph_rlm.sandboxes.process import CLOUDPICKLE_DIR, WORKER_FILES, ProcessSandbox, sandbox_environment
 
@@ -83,6 +84,7 @@ class LocalSandbox(ProcessSandbox):
             "--die-with-parent",
             "--new-session",
             "--clearenv",
+            *self.seccomp_arguments(),
         ]
         if os.geteuid() == 0:
             args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
@@ -107,6 +109,19 @@ class LocalSandbox(ProcessSandbox):
         if os.geteuid() == 0:
             worker += ["--drop-to", str(NOBODY)]
         return [*args, *worker]
+
+    def seccomp_arguments(self) -> list[str]:
+        """bwrap reads the filter from a pipe the child inherits; a machine without a syscall
+        table runs without one (the doctor says so)."""
+        try:
+            program = seccomp.program()
+        except seccomp.Unsupported:
+            return []
+        read, write = os.pipe()
+        with os.fdopen(write, "wb") as pipe:
+            pipe.write(program)
+        self.passed_fds.append(read)
+        return ["--seccomp", str(read)]
 
     def environment(self) -> dict[str, str]:
         return {}

@@ -45,6 +45,9 @@ class ProcessSandbox:
     def __init__(self, spec: SandboxSpec) -> None:
         self.spec = spec
         self.process: asyncio.subprocess.Process | None = None
+        self.passed_fds: list[int] = []
+        """Descriptors the command names (bwrap's --seccomp): the child inherits them, the host
+        closes them once the child has started."""
 
     @classmethod
     def check_available(cls) -> None:
@@ -68,16 +71,21 @@ class ProcessSandbox:
 
     async def start(self) -> WorkerChannel:
         command = await asyncio.to_thread(self.command)
-        self.process = await asyncio.create_subprocess_exec(
-            *command,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=self.environment(),
-            cwd="/tmp",
-            start_new_session=True,
-            limit=STREAM_LIMIT,
-        )
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                *command,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=self.environment(),
+                cwd="/tmp",
+                start_new_session=True,
+                pass_fds=self.passed_fds,
+                limit=STREAM_LIMIT,
+            )
+        finally:
+            while self.passed_fds:
+                os.close(self.passed_fds.pop())
         channel = WorkerChannel(self.process.stdout, self.process.stdin, self.spec.memory_mb << 20)
         try:
             await asyncio.wait_for(channel.expect("ready"), START_TIMEOUT)

@@ -186,5 +186,6 @@ def test_doctor_says_which_local_limits_hold():
 
     assert local_limits() == (
         "memory: all of it (heap, /tmp, memfd) by a cgroup; processes: per sandbox (pids cgroup); "
-        "CPU: --cpus quota"
+        "CPU: --cpus quota; "
+        "syscalls: seccomp refuses new namespaces, mounts, ptrace, keyrings, bpf and kernel modules"
     )
