@@ -19,6 +19,14 @@ MAX_IN_FLIGHT = 256
 ANSWERED_IN_ORDER = ("get_blob", "read_file")
 
 
+class ByteStream(Protocol):
+    """What the channel reads from: an asyncio StreamReader, or docker's demultiplexed stream."""
+
+    async def readline(self) -> bytes: ...
+
+    async def readexactly(self, n: int) -> bytes: ...
+
+
 class Channel(Protocol):
     """What a session needs of a worker's channel, whatever carries it."""
 
@@ -31,7 +39,7 @@ class WorkerChannel:
     at: str | None = None
     """The snapshot the worker already holds when it starts (none: a fresh worker starts empty)."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, max_blob: int) -> None:
+    def __init__(self, reader: ByteStream, writer: asyncio.StreamWriter, max_blob: int) -> None:
         self.reader = reader
         self.writer = writer
         self.max_blob = max_blob

@@ -21,6 +21,8 @@ INSIDE = "/opt/rlm"
 LABEL = "langgraph-rlm"
 NOBODY = "65534:65534"
 MEMORY_HEADROOM_MB = 256
+READ_CHUNK = 1 << 16
+STDERR_TAIL = 4096
 ENVIRONMENT = {
     "HOME": "/tmp",
     "LANG": "C.UTF-8",
@@ -65,8 +67,9 @@ class DockerSandbox:
     def __init__(self, spec: SandboxSpec) -> None:
         self.spec = spec
         self.container: Any = None
-        self.socket: Any = None
-        self.stderr = bytearray()
+        self.attached: Any = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.stream: AttachStream | None = None
 
     @classmethod
     def check_available(cls) -> None:
@@ -107,28 +110,28 @@ class DockerSandbox:
             "working_dir": "/tmp",
             "volumes": volumes,
             "labels": {LABEL: "worker", f"{LABEL}.host": host_label()},
+            "log_config": {"type": "none", "config": {}},
         }
 
     async def start(self) -> WorkerChannel:
         client = await asyncio.to_thread(docker_client)
         await asyncio.to_thread(remove_orphans, client)
         self.container = await asyncio.to_thread(self._create, client)
-        attached = await asyncio.to_thread(
+        self.attached = await asyncio.to_thread(
             client.api.attach_socket,
             self.container.id,
             params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1},
         )
-        self.socket = attached._sock
         await asyncio.to_thread(self.container.start)
-        reader, writer = await asyncio.open_connection(sock=self.socket, limit=STREAM_LIMIT)
-        stdout = asyncio.StreamReader(limit=STREAM_LIMIT)
-        self.demuxer = asyncio.create_task(self._demux(reader, stdout))
-        channel = WorkerChannel(stdout, writer, self.spec.memory_mb << 20)
+        reader, self.writer = await asyncio.open_connection(sock=self.attached._sock, limit=READ_CHUNK)
+        self.stream = AttachStream(reader)
+        channel = WorkerChannel(self.stream, self.writer, self.spec.memory_mb << 20)
         try:
             await asyncio.wait_for(channel.expect("ready"), START_TIMEOUT)
         except (WorkerDied, TimeoutError):
             await asyncio.sleep(0.2)
-            reason = self.stderr.decode(errors="replace").strip().splitlines() or [await self.describe_exit()]
+            said = self.stream.stderr.decode(errors="replace").strip().splitlines()
+            reason = said or [await self.describe_exit()]
             await self.stop()
             raise SandboxUnavailable(f"the docker sandbox could not start its worker: {reason[-1]}") from None
         return channel
@@ -149,22 +152,6 @@ class DockerSandbox:
                 ) from None
             return client.containers.create(**options)
 
-    async def _demux(self, reader: asyncio.StreamReader, stdout: asyncio.StreamReader) -> None:
-        """Docker multiplexes stdout and stderr on the attach stream: an 8-byte header a frame."""
-        try:
-            while True:
-                header = await reader.readexactly(8)
-                kind, size = header[0], struct.unpack(">I", header[4:])[0]
-                payload = await reader.readexactly(size)
-                if kind == 1:
-                    stdout.feed_data(payload)
-                else:
-                    self.stderr += payload[-4096:]
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            stdout.feed_eof()
-
     async def describe_exit(self) -> str:
         if self.container is None:
             return "the worker's container is gone"
@@ -180,14 +167,75 @@ class DockerSandbox:
         return exit_description(state.get("ExitCode", 0))
 
     async def stop(self, keep: bool = True) -> None:
-        if self.socket is not None:
-            with contextlib.suppress(OSError):
-                self.socket.shutdown(socket.SHUT_WR)
+        """The transport closes its socket itself: a socket closed behind its back frees a
+        descriptor number the next container's socket reuses, and the old transport, closed
+        later, would then unregister the new one from the event loop (a channel that hangs)."""
+        if self.writer is not None:
+            writer, self.writer = self.writer, None
+            writer.transport.abort()
         if self.container is not None:
             container, self.container = self.container, None
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(container.remove, force=True)
-        if self.socket is not None:
+        if self.attached is not None:
+            attached, self.attached = self.attached, None
             with contextlib.suppress(OSError):
-                self.socket.close()
-            self.socket = None
+                attached.close()
+
+
+class AttachStream:
+    """The worker's stdout, demultiplexed from docker's attach stream only as the channel reads
+    it: nothing is read ahead, so a worker that writes while no one listens fills the socket and
+    waits, instead of filling the host. Stderr keeps its last STDERR_TAIL bytes, for start-up
+    errors; what it drops is counted."""
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self.reader = reader
+        self.buffer = bytearray()
+        self.stderr = bytearray()
+        self.stderr_dropped = 0
+        self.frame_kind = 0
+        self.frame_left = 0
+
+    async def readline(self) -> bytes:
+        """Like StreamReader.readline: b"" at the end, ValueError past STREAM_LIMIT."""
+        start = 0
+        while (end := self.buffer.find(b"\n", start)) < 0:
+            if len(self.buffer) > STREAM_LIMIT:
+                raise ValueError("line too long")
+            start = len(self.buffer)
+            if not await self._fill():
+                line, self.buffer = bytes(self.buffer), bytearray()
+                return line
+        line = bytes(self.buffer[: end + 1])
+        del self.buffer[: end + 1]
+        return line
+
+    async def readexactly(self, n: int) -> bytes:
+        while len(self.buffer) < n:
+            if not await self._fill():
+                raise asyncio.IncompleteReadError(bytes(self.buffer), n)
+        data = bytes(self.buffer[:n])
+        del self.buffer[:n]
+        return data
+
+    async def _fill(self) -> bool:
+        """Reads one piece of stdout (at most READ_CHUNK bytes); False at the end of the stream."""
+        try:
+            while True:
+                if self.frame_left == 0:
+                    header = await self.reader.readexactly(8)
+                    self.frame_kind, self.frame_left = header[0], struct.unpack(">I", header[4:])[0]
+                    continue
+                piece = await self.reader.read(min(self.frame_left, READ_CHUNK))
+                if not piece:
+                    return False
+                self.frame_left -= len(piece)
+                if self.frame_kind == 1:
+                    self.buffer += piece
+                    return True
+                self.stderr += piece
+                self.stderr_dropped += max(0, len(self.stderr) - STDERR_TAIL)
+                del self.stderr[:-STDERR_TAIL]
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return False

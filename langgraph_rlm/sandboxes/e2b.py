@@ -31,6 +31,12 @@ def worker_files(workdir: str) -> list[tuple[str, io.BytesIO]]:
     return [(target, io.BytesIO(path.read_bytes())) for target, path in files]
 
 
+FORGET_WORKER = "import sys\nglobals().pop('_rlm', None)\nfor _name in ('repl_worker', 'protocol'):\n    sys.modules.pop(_name, None)"
+"""A kill is a no-op in E2B's debug mode (a local server keeps its one kernel): a worker that was
+refused or died must still not be reused, whatever its code changed in it."""
+FORGET_TIMEOUT = 5.0
+
+
 def debug_mode() -> bool:
     return os.environ.get("E2B_DEBUG", "").lower() in ("1", "true", "yes")
 
@@ -183,5 +189,8 @@ class E2BSandbox:
             with contextlib.suppress(Exception):
                 await sandbox.pause()
                 return
+        if debug_mode():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(sandbox.run_code(FORGET_WORKER), FORGET_TIMEOUT)
         with contextlib.suppress(Exception):
             await sandbox.kill()

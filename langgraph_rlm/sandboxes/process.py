@@ -24,6 +24,7 @@ WORKER_FILES = (WORKER_PATH, WORKER_DIR / "protocol.py")
 """What every sandbox gets of this package: the worker and the protocol module it imports."""
 CLOUDPICKLE_DIR = Path(cloudpickle.__file__).parent
 START_TIMEOUT = 60.0
+REAP_TIMEOUT = 10.0
 
 
 def sandbox_environment(pythonpath: str) -> dict[str, str]:
@@ -124,4 +125,18 @@ class ProcessSandbox:
         if process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
+        await reap(process)
+
+
+async def reap(process: asyncio.subprocess.Process) -> None:
+    """`wait()` also waits for the pipes to close, and a pipe whose reader filled up (a worker that
+    flooded its channel) stays paused and never sees its end: read what is left, then wait."""
+
+    async def drain(stream: asyncio.StreamReader | None) -> None:
+        while stream is not None and await stream.read(1 << 16):
+            pass
+
+    with contextlib.suppress(TimeoutError, RuntimeError):
+        await asyncio.wait_for(
+            asyncio.gather(drain(process.stdout), drain(process.stderr), process.wait()), 10
+        )

@@ -4,6 +4,7 @@ stays up, bounded and unbilled: the worker is ended, the REPL restored, the thre
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import resource
 
@@ -172,11 +173,11 @@ def another_process_session(kind: str, blobs) -> ReplSession:
 
 async def test_a_question_stores_at_most_its_quota(isolated_backend, open_session, blobs):
     session = await open_session(isolated_backend)
-    before = sum(1 for _ in blobs.stored())
     await run(session, "kept = 41")
     result = await run(session, "import os\nbig = os.urandom(3 << 20)", store_quota=1 << 20)
     assert "WorkerDied" in result.error and "quota" in result.error
-    assert sum(1 for _ in blobs.stored()) - before <= 3, "only the first cell's snapshot is stored"
+    stored = sum(blobs.size(sha) for sha, _ in blobs.stored())
+    assert stored < 1 << 20, f"{stored:,} bytes stored: the refused value must not be"
     after = await run(session, "print(kept + 1, 'big' in globals())")
     assert after.stdout.strip() == "42 False"
 
@@ -185,3 +186,23 @@ async def test_an_e2b_worker_cannot_make_the_host_read_any_file(open_session):
     session = await open_session("e2b")
     attack = 'raw(b\'{"op":"put_blob","sha":"%s","file":"/dev/zero"}\\n\')' % ("0" * 64)
     await refused(session, attack, "outside its outbox")
+
+
+def host_rss_kib() -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+
+@pytest.mark.parametrize("kind", ["local", "docker"])
+async def test_output_written_while_no_cell_runs_does_not_fill_the_host(kind, open_session):
+    session = await open_session(kind, memory_mb=512)
+    await run(session, "kept = 41")
+    flood = "import threading, time\ndef flood():\n    time.sleep(1)\n    while True:\n        raw(b'x' * 1_000_000)\n"
+    await run(session, RAW + flood + "threading.Thread(target=flood, daemon=True).start()")
+    before = host_rss_kib()
+    await asyncio.sleep(8)
+    grown_kib = host_rss_kib() - before
+    assert grown_kib < 100_000, f"the host grew by {grown_kib:,} KiB while idle"
+    await run(session, "pass")  # reads the flood: the worker is refused and replaced
+    after = await run(session, "print(kept + 1)")
+    assert after.stdout.strip() == "42" and after.error is None

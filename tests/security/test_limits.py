@@ -180,6 +180,19 @@ async def test_docker_swap_is_off(open_session):
     assert config["MemorySwap"] == config["Memory"] > 0
 
 
+async def test_docker_keeps_no_log_of_the_workers_output(open_session):
+    session = await open_session("docker", memory_mb=256)
+    result = await session.run(
+        "print('x' * 5_000_000)", contexts=[], subcalls=NoSubCalls(), timeout=30, output_limit=100
+    )
+    assert result.error is None
+    await asyncio.to_thread(session.sandbox.container.reload)
+    container = session.sandbox.container.attrs
+    assert container["HostConfig"]["LogConfig"]["Type"] == "none"
+    log_path = container.get("LogPath") or ""
+    assert not log_path or not os.path.exists(log_path) or os.path.getsize(log_path) < 10_000
+
+
 def test_doctor_says_which_local_limits_hold():
     need_cgroups("local")
     from langgraph_rlm.doctor import local_limits
