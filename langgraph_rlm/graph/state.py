@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass, field
-from typing import Annotated, Any, NotRequired, TypedDict
+from typing import Annotated, Any, NotRequired
 
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
 from langgraph.managed import RemainingSteps
+from pydantic import Field
+from typing_extensions import TypedDict
 
 from langgraph_rlm.llm.usage import Usage, add_usage
 
@@ -45,14 +47,24 @@ class Turn(TypedDict):
 
 
 class RLMInput(TypedDict):
-    query: str
-    contexts: NotRequired[list[str]]
+    query: Annotated[str, Field(description="The question; later questions on a thread see earlier answers.")]
+    contexts: NotRequired[
+        Annotated[
+            list[str],
+            Field(
+                description="What to ask about, as text (or a file's path where the operator allows "
+                "paths); each becomes a variable of the REPL, never part of the prompt."
+            ),
+        ]
+    ]
 
 
 class RLMOutput(TypedDict):
-    answer: str
-    usage: Usage
-    stop_reason: str
+    answer: Annotated[str, Field(description="The answer the REPL delivered with FINAL / FINAL_VAR.")]
+    usage: Annotated[Usage, Field(description="Calls, tokens and dollars of this question, every depth.")]
+    stop_reason: Annotated[
+        str, Field(description="final, or the limit that ended the question (e.g. max_iterations).")
+    ]
 
 
 @dataclass

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TypedDict
-
 from langchain_core.messages import AIMessage
+from typing_extensions import TypedDict
 
 
 class Usage(TypedDict, total=False):

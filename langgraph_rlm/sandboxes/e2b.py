@@ -31,7 +31,10 @@ def worker_files(workdir: str) -> list[tuple[str, io.BytesIO]]:
     return [(target, io.BytesIO(path.read_bytes())) for target, path in files]
 
 
-FORGET_WORKER = "import sys\nglobals().pop('_rlm', None)\nfor _name in ('repl_worker', 'protocol'):\n    sys.modules.pop(_name, None)"
+FORGET_WORKER = (
+    "import sys\nglobals().pop('_rlm', None)\nfor _name in ('repl_worker', 'protocol'):\n"
+    "    sys.modules.pop(_name, None)"
+)
 """A kill is a no-op in E2B's debug mode (a local server keeps its one kernel): a worker that was
 refused or died must still not be reused, whatever its code changed in it."""
 FORGET_TIMEOUT = 5.0
