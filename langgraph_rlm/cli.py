@@ -7,7 +7,6 @@ any earlier run left off.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import os
 import sys
@@ -21,13 +20,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from langgraph_rlm import signals
 from langgraph_rlm.graph.config import POSITIVE_SETTINGS, SANDBOXES, RLMSettings
 from langgraph_rlm.progress import Progress, usage_line
 from langgraph_rlm.sandboxes import check_available
 from langgraph_rlm.sandboxes.base import SandboxLost, SandboxUnavailable
 
 DEFAULT_THREAD = "default"
-EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
+EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 1, 130, 143
+STOPPED_BY = {EXIT_INTERRUPTED: "interrupted", EXIT_TERMINATED: "terminated"}
 FLAG_NAMES = {"allow_dirs": "allow-dir", "allowed_models": "allow-model"}
 METAVARS = {"allowed_models": "MODEL"}
 FORMER_FLAGS = {"cpus": ("--docker-cpus",)}
@@ -119,9 +120,10 @@ def handle_errors(command: Callable) -> Callable:
             return command(*args, **kwargs)
         except click.ClickException:
             raise
-        except KeyboardInterrupt:
-            stderr.print("[yellow]interrupted[/]; the thread is saved up to its last step")
-            sys.exit(EXIT_INTERRUPTED)
+        except (KeyboardInterrupt, signals.Stopped) as exc:
+            code = getattr(exc, "exit_code", EXIT_INTERRUPTED)
+            stderr.print(f"[yellow]{STOPPED_BY[code]}[/]; the thread is saved up to its last step")
+            sys.exit(code)
         except Exception as exc:
             if os.environ.get("RLM_DEBUG"):
                 raise
@@ -179,7 +181,7 @@ def main() -> None:
 def run(question: str, contexts: tuple[str, ...], thread: str, quiet: bool, **options: Any) -> None:
     """Answer QUESTION about the --context files; the answer alone goes to stdout."""
     settings, paths = prepare(question, contexts, options)
-    answer = asyncio.run(ask(question, paths, settings, thread, Progress(stderr, quiet)))
+    answer = signals.run(ask(question, paths, settings, thread, Progress(stderr, quiet)))
     stdout.print(answer, markup=False, highlight=False)
 
 
@@ -202,7 +204,7 @@ def chat(contexts: tuple[str, ...], thread: str, quiet: bool, **options: Any) ->
             return
         if not question:
             continue
-        answer = asyncio.run(ask(question, paths, settings, thread, Progress(stderr, quiet)))
+        answer = signals.run(ask(question, paths, settings, thread, Progress(stderr, quiet)))
         stdout.print(answer, markup=False, highlight=False)
         paths = []
 
@@ -218,7 +220,7 @@ def init(paths: tuple[str, ...], thread: str, **store: str | None) -> None:
 
     settings = build_settings(store)
     files = [checked_file(path) for path in paths]
-    added = asyncio.run(add_contexts(settings, thread, files))
+    added = signals.run(add_contexts(settings, thread, files))
     for ref in added:
         stderr.print(f"{ref['name']}: {ref['label']} ({ref['size']:,} bytes)")
     stderr.print(f"[dim]{len(added)} new context(s) in thread {thread}[/]")
@@ -233,7 +235,7 @@ def status(thread: str, **store: str | None) -> None:
     from langgraph_rlm.threads import thread_values
 
     settings = build_settings(store)
-    values = asyncio.run(thread_values(settings, thread))
+    values = signals.run(thread_values(settings, thread))
     if values is None:
         raise UserError(f"no thread named {thread!r} in {where(settings)}")
     show_status(thread, values)
@@ -246,7 +248,7 @@ def threads(**store: str | None) -> None:
     """List the threads, oldest first, with their last question."""
     from langgraph_rlm.threads import list_threads
 
-    rows = asyncio.run(list_threads(build_settings(store)))
+    rows = signals.run(list_threads(build_settings(store)))
     table = Table("thread", "last question", "contexts", "steps", "usage", "updated")
     for row in rows:
         question = (row.get("query") or "")[:60]
@@ -272,9 +274,9 @@ def reset(thread: str, **store: str | None) -> None:
     from langgraph_rlm.threads import reset_thread, thread_values
 
     settings = build_settings(store)
-    if asyncio.run(thread_values(settings, thread)) is None:
+    if signals.run(thread_values(settings, thread)) is None:
         raise UserError(f"no thread named {thread!r} in {where(settings)}")
-    removed, freed = asyncio.run(reset_thread(settings, thread))
+    removed, freed = signals.run(reset_thread(settings, thread))
     stderr.print(f"thread {thread} reset; {removed} blob(s) collected, {freed:,} bytes freed")
 
 
