@@ -27,8 +27,8 @@ class Stopped(Exception):
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
     """`asyncio.run`, where the first SIGINT or SIGTERM cancels the coroutine and raises Stopped
-    once it has unwound. Signals that come while it unwinds are ignored: cutting the cleanup short
-    is what would leave sandboxes running."""
+    once it has unwound. Signals that come after the first are ignored until the process exits:
+    cutting the cleanup short is what would leave sandboxes running, and a stopped command exits."""
     return asyncio.run(_stoppable(coroutine))
 
 
@@ -54,3 +54,5 @@ async def _stoppable(coroutine: Coroutine[Any, Any, T]) -> T:
     finally:
         for signum in STOPPING:
             loop.remove_signal_handler(signum)
+            if received:
+                signal.signal(signum, signal.SIG_IGN)
