@@ -7,7 +7,6 @@ any earlier run left off.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import os
 import sys
@@ -18,16 +17,19 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
+from langgraph_rlm import signals
 from langgraph_rlm.graph.config import POSITIVE_SETTINGS, SANDBOXES, RLMSettings
 from langgraph_rlm.progress import Progress, usage_line
 from langgraph_rlm.sandboxes import check_available
 from langgraph_rlm.sandboxes.base import SandboxLost, SandboxUnavailable
+from langgraph_rlm.terminal import literal, write_answer
 
 DEFAULT_THREAD = "default"
-EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
+EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 1, 130, 143
+STOPPED_BY = {EXIT_INTERRUPTED: "interrupted", EXIT_TERMINATED: "terminated"}
 FLAG_NAMES = {"allow_dirs": "allow-dir", "allowed_models": "allow-model"}
 METAVARS = {"allowed_models": "MODEL"}
 FORMER_FLAGS = {"cpus": ("--docker-cpus",)}
@@ -119,9 +121,10 @@ def handle_errors(command: Callable) -> Callable:
             return command(*args, **kwargs)
         except click.ClickException:
             raise
-        except KeyboardInterrupt:
-            stderr.print("[yellow]interrupted[/]; the thread is saved up to its last step")
-            sys.exit(EXIT_INTERRUPTED)
+        except (KeyboardInterrupt, signals.Stopped) as exc:
+            code = getattr(exc, "exit_code", EXIT_INTERRUPTED)
+            stderr.print(f"[yellow]{STOPPED_BY[code]}[/]; the thread is saved up to its last step")
+            sys.exit(code)
         except Exception as exc:
             if os.environ.get("RLM_DEBUG"):
                 raise
@@ -132,7 +135,7 @@ def handle_errors(command: Callable) -> Callable:
 
 
 def say_error(message: str) -> None:
-    stderr.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    stderr.print(Text.assemble(("error:", "red"), " ", literal(message)), soft_wrap=True)
 
 
 def one_line(exc: BaseException) -> str:
@@ -179,8 +182,8 @@ def main() -> None:
 def run(question: str, contexts: tuple[str, ...], thread: str, quiet: bool, **options: Any) -> None:
     """Answer QUESTION about the --context files; the answer alone goes to stdout."""
     settings, paths = prepare(question, contexts, options)
-    answer = asyncio.run(ask(question, paths, settings, thread, Progress(stderr, quiet)))
-    stdout.print(answer, markup=False, highlight=False)
+    answer = signals.run(ask(question, paths, settings, thread, Progress(stderr, quiet)))
+    write_answer(answer, sys.stdout)
 
 
 @main.command()
@@ -192,7 +195,7 @@ def run(question: str, contexts: tuple[str, ...], thread: str, quiet: bool, **op
 def chat(contexts: tuple[str, ...], thread: str, quiet: bool, **options: Any) -> None:
     """An interactive conversation; every turn is saved to the thread as it ends."""
     settings, paths = prepare("chat", contexts, options)
-    stderr.print(f"[dim]thread {thread} · sandbox {settings.sandbox} · /exit or Ctrl-D to leave[/]")
+    stderr.print(literal(f"thread {thread} · sandbox {settings.sandbox} · /exit or Ctrl-D to leave", "dim"))
     while True:
         try:
             question = stderr.input("[bold green]you>[/] ").strip()
@@ -202,8 +205,8 @@ def chat(contexts: tuple[str, ...], thread: str, quiet: bool, **options: Any) ->
             return
         if not question:
             continue
-        answer = asyncio.run(ask(question, paths, settings, thread, Progress(stderr, quiet)))
-        stdout.print(answer, markup=False, highlight=False)
+        answer = signals.run(ask(question, paths, settings, thread, Progress(stderr, quiet)))
+        write_answer(answer, sys.stdout)
         paths = []
 
 
@@ -218,10 +221,10 @@ def init(paths: tuple[str, ...], thread: str, **store: str | None) -> None:
 
     settings = build_settings(store)
     files = [checked_file(path) for path in paths]
-    added = asyncio.run(add_contexts(settings, thread, files))
+    added = signals.run(add_contexts(settings, thread, files))
     for ref in added:
-        stderr.print(f"{ref['name']}: {ref['label']} ({ref['size']:,} bytes)")
-    stderr.print(f"[dim]{len(added)} new context(s) in thread {thread}[/]")
+        stderr.print(literal(f"{ref['name']}: {ref['label']} ({ref['size']:,} bytes)"))
+    stderr.print(literal(f"{len(added)} new context(s) in thread {thread}", "dim"))
 
 
 @main.command()
@@ -233,7 +236,7 @@ def status(thread: str, **store: str | None) -> None:
     from langgraph_rlm.threads import thread_values
 
     settings = build_settings(store)
-    values = asyncio.run(thread_values(settings, thread))
+    values = signals.run(thread_values(settings, thread))
     if values is None:
         raise UserError(f"no thread named {thread!r} in {where(settings)}")
     show_status(thread, values)
@@ -246,20 +249,22 @@ def threads(**store: str | None) -> None:
     """List the threads, oldest first, with their last question."""
     from langgraph_rlm.threads import list_threads
 
-    rows = asyncio.run(list_threads(build_settings(store)))
+    rows = signals.run(list_threads(build_settings(store)))
     table = Table("thread", "last question", "contexts", "steps", "usage", "updated")
     for row in rows:
         question = (row.get("query") or "")[:60]
         contexts = sum(isinstance(c, dict) for c in row.get("contexts", []))
         usage = row.get("total_usage", {})
-        table.add_row(
+        calls = usage.get("root_calls", 0) + usage.get("sub_calls", 0)
+        cells = (
             row["thread"],
             question,
-            str(contexts),
-            str(row.get("iteration", 0)),
-            f"{usage.get('root_calls', 0) + usage.get('sub_calls', 0)} calls, ${usage.get('cost', 0.0):.4f}",
+            contexts,
+            row.get("iteration", 0),
+            f"{calls} calls, ${usage.get('cost', 0.0):.4f}",
             row["ts"][:19].replace("T", " "),
         )
+        table.add_row(*map(literal, cells))
     stdout.print(table if rows else "no threads yet")
 
 
@@ -272,10 +277,10 @@ def reset(thread: str, **store: str | None) -> None:
     from langgraph_rlm.threads import reset_thread, thread_values
 
     settings = build_settings(store)
-    if asyncio.run(thread_values(settings, thread)) is None:
+    if signals.run(thread_values(settings, thread)) is None:
         raise UserError(f"no thread named {thread!r} in {where(settings)}")
-    removed, freed = asyncio.run(reset_thread(settings, thread))
-    stderr.print(f"thread {thread} reset; {removed} blob(s) collected, {freed:,} bytes freed")
+    removed, freed = signals.run(reset_thread(settings, thread))
+    stderr.print(literal(f"thread {thread} reset; {removed} blob(s) collected, {freed:,} bytes freed"))
 
 
 @main.command()
@@ -289,10 +294,10 @@ def doctor(thread: str, quiet: bool, **options: Any) -> None:
     table = Table("check", "status", "detail")
     for check in [*sandbox_checks(settings), *model_checks(settings)]:
         status = "[green]ok[/]" if check.ok else "[red]unavailable[/]"
-        table.add_row(check.name, status, escape(check.detail))
+        table.add_row(check.name, status, literal(check.detail))
     stdout.print(table)
     names = credential_names()
-    stdout.print(f"credentials in the environment (names only): {', '.join(names) or 'none'}")
+    stdout.print(literal(f"credentials in the environment (names only): {', '.join(names) or 'none'}"))
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -350,29 +355,28 @@ async def ask(question: str, paths: list[str], settings: RLMSettings, thread: st
 
 
 def show_status(thread: str, values: dict[str, Any]) -> None:
-    stdout.print(f"[bold]thread[/] {thread}")
+    stdout.print(Text.assemble(("thread", "bold"), " ", literal(thread)))
     contexts = Table("context", "name", "bytes", "source", title="contexts", title_justify="left")
     contexts.columns[3].overflow = "fold"
     for ref in values.get("contexts", []):
         if isinstance(ref, dict):
-            contexts.add_row(ref["name"], ref["label"], f"{ref['size']:,}", ref["source"] or "(inline text)")
+            source = ref["source"] or "(inline text)"
+            contexts.add_row(*map(literal, (ref["name"], ref["label"], f"{ref['size']:,}", source)))
     stdout.print(contexts)
     variables = Table("variable", "type", "length", title="REPL variables", title_justify="left")
     for row in values.get("repl", {}).get("variables", []):
-        variables.add_row(row["name"], row["type"], "" if row["size"] is None else f"{row['size']:,}")
+        size = "" if row["size"] is None else f"{row['size']:,}"
+        variables.add_row(*map(literal, (row["name"], row["type"], size)))
     stdout.print(variables)
-    stdout.print(f"last question: {values.get('query') or '(none)'}", markup=False)
-    stdout.print(
-        f"steps in the last question: {values.get('iteration', 0)}; ended by {values.get('stop_reason')}"
-    )
-    stdout.print(f"usage (whole thread): {usage_line(values.get('total_usage', {}))}")
     snapshot = values.get("repl", {}).get("snapshot")
-    if snapshot:
-        stdout.print(
-            f"REPL snapshot: {snapshot[:16]} ({values.get('snapshot_bytes', 0):,} bytes beyond the contexts)"
-        )
-    else:
-        stdout.print("REPL snapshot: (none yet)")
+    stored = f"{values.get('snapshot_bytes', 0):,} bytes beyond the contexts"
+    for line in (
+        f"last question: {values.get('query') or '(none)'}",
+        f"steps in the last question: {values.get('iteration', 0)}; ended by {values.get('stop_reason')}",
+        f"usage (whole thread): {usage_line(values.get('total_usage', {}))}",
+        f"REPL snapshot: {snapshot[:16]} ({stored})" if snapshot else "REPL snapshot: (none yet)",
+    ):
+        stdout.print(literal(line))
 
 
 def where(settings: RLMSettings) -> str:

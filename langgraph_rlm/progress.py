@@ -6,10 +6,10 @@ import time
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.syntax import Syntax
 
 from langgraph_rlm.llm.usage import Usage
+from langgraph_rlm.terminal import literal, visible
 
 CODE_LINES = 20
 OUTPUT_LINES = 8
@@ -43,14 +43,14 @@ class Progress:
         shown = "\n".join(lines[:CODE_LINES]) + (
             f"\n# ... {len(lines) - CODE_LINES} more lines" if len(lines) > CODE_LINES else ""
         )
-        self.console.print(Syntax(shown, "python", theme="ansi_dark", background_color="default"))
+        self.console.print(Syntax(visible(shown), "python", theme="ansi_dark", background_color="default"))
 
     def _on_output(self, event: dict[str, Any]) -> None:
         self._stop_status()
         lines = event["output"].splitlines() or [""]
         preview = "\n".join(lines[:OUTPUT_LINES])
         more = f"\n… {len(lines) - OUTPUT_LINES} more lines" if len(lines) > OUTPUT_LINES else ""
-        self.console.print(f"[dim]{escape(preview)}{more}[/]")
+        self.console.print(literal(preview + more, "dim"))
 
     def _on_subcall(self, event: dict[str, Any]) -> None:
         if event["phase"] == "start":
@@ -66,7 +66,7 @@ class Progress:
             self.status.update(text)
 
     def _on_limit(self, event: dict[str, Any]) -> None:
-        self.console.print(f"[yellow]limit reached: {escape(event['reason'])}; asking for the best answer[/]")
+        self.console.print(literal(f"limit reached: {event['reason']}; asking for the best answer", "yellow"))
 
     def _on_compacted(self, event: dict[str, Any]) -> None:
         self.console.print(
@@ -74,7 +74,7 @@ class Progress:
         )
 
     def _on_warning(self, event: dict[str, Any]) -> None:
-        self.console.print(f"[yellow]warning: {escape(event['message'])}[/]")
+        self.console.print(literal(f"warning: {event['message']}", "yellow"))
 
     def _stop_status(self) -> None:
         if self.status is not None:
@@ -89,7 +89,7 @@ class Progress:
             return
         elapsed = time.monotonic() - self.started
         self.console.print(
-            f"[dim]{usage_line(usage)} · {elapsed:.1f}s · ended by {stop_reason or 'an error'}[/]"
+            literal(f"{usage_line(usage)} · {elapsed:.1f}s · ended by {stop_reason or 'an error'}", "dim")
         )
 
 

@@ -179,21 +179,28 @@ def context_of(blobs: FileBlobStore, text: str, name: str = "context_0", source:
     return {"name": name, "label": Path(source).name if source else name, "source": source, "sha": sha}
 
 
-def start_rlm(args: list[str], state_dir: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """The real `rlm` command, started in a subprocess with the tests' state dir."""
-    full_env = {
+def rlm_environment(state_dir: Path, env: dict[str, str] | None = None) -> dict[str, str]:
+    return {
         **os.environ,
         "RLM_STATE_DIR": str(state_dir),
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
         **(env or {}),
     }
+
+
+def start_rlm(
+    args: list[str], state_dir: Path, env: dict[str, str] | None = None, new_session: bool = False
+) -> subprocess.Popen:
+    """The real `rlm` command, started in a subprocess with the tests' state dir; `new_session`
+    gives it a process group of its own, as a shell gives a foreground command (Ctrl-C: `killpg`)."""
     return subprocess.Popen(
         [*RLM, *args],
-        env=full_env,
+        env=rlm_environment(state_dir, env),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=new_session,
     )
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from langgraph_rlm.sandboxes.channel import Channel
@@ -19,6 +22,18 @@ def exit_description(code: int) -> str:
         return f"the worker exited with status {code}"
     name = signal.Signals(number).name if number in signal.Signals._value2member_map_ else str(number)
     return f"the worker was killed by {name}"
+
+
+async def to_thread_to_the_end(function: Callable[..., Any], *args: Any) -> Any:
+    """`function` in a thread; a cancellation waits for it to return before passing on, so what it
+    made (a container, a cgroup) is in place for `stop()` to remove, not made after it."""
+    work = asyncio.ensure_future(asyncio.to_thread(function, *args))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await work
+        raise
 
 
 class SandboxUnavailable(RuntimeError):

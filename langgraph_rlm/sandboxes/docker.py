@@ -13,7 +13,13 @@ import socket
 import struct
 from typing import Any
 
-from langgraph_rlm.sandboxes.base import SandboxSpec, SandboxUnavailable, WorkerDied, exit_description
+from langgraph_rlm.sandboxes.base import (
+    SandboxSpec,
+    SandboxUnavailable,
+    WorkerDied,
+    exit_description,
+    to_thread_to_the_end,
+)
 from langgraph_rlm.sandboxes.channel import STREAM_LIMIT, WorkerChannel
 from langgraph_rlm.sandboxes.process import CLOUDPICKLE_DIR, START_TIMEOUT, WORKER_FILES
 
@@ -114,9 +120,15 @@ class DockerSandbox:
         }
 
     async def start(self) -> WorkerChannel:
+        import docker
+
         client = await asyncio.to_thread(docker_client)
         await asyncio.to_thread(remove_orphans, client)
-        self.container = await asyncio.to_thread(self._create, client)
+        try:
+            await to_thread_to_the_end(self._create, client)
+        except docker.errors.ImageNotFound:
+            await asyncio.to_thread(self._pull, client)
+            await to_thread_to_the_end(self._create, client)
         self.attached = await asyncio.to_thread(
             client.api.attach_socket,
             self.container.id,
@@ -136,21 +148,18 @@ class DockerSandbox:
             raise SandboxUnavailable(f"the docker sandbox could not start its worker: {reason[-1]}") from None
         return channel
 
-    def _create(self, client: Any) -> Any:
-        import docker
+    def _create(self, client: Any) -> None:
+        self.container = client.containers.create(**self.container_options())
 
-        options = self.container_options()
+    def _pull(self, client: Any) -> None:
+        image = self.spec.docker_image
         try:
-            return client.containers.create(**options)
-        except docker.errors.ImageNotFound:
-            try:
-                client.images.pull(options["image"])
-            except Exception as exc:
-                raise SandboxUnavailable(
-                    f"the Docker image {options['image']} is not here and could not be pulled "
-                    f"({str(exc).splitlines()[0][:160]}): set --docker-image to an image with python3"
-                ) from None
-            return client.containers.create(**options)
+            client.images.pull(image)
+        except Exception as exc:
+            raise SandboxUnavailable(
+                f"the Docker image {image} is not here and could not be pulled "
+                f"({str(exc).splitlines()[0][:160]}): set --docker-image to an image with python3"
+            ) from None
 
     async def describe_exit(self) -> str:
         if self.container is None:

@@ -15,7 +15,13 @@ from pathlib import Path
 
 import cloudpickle
 
-from langgraph_rlm.sandboxes.base import SandboxSpec, SandboxUnavailable, WorkerDied, exit_description
+from langgraph_rlm.sandboxes.base import (
+    SandboxSpec,
+    SandboxUnavailable,
+    WorkerDied,
+    exit_description,
+    to_thread_to_the_end,
+)
 from langgraph_rlm.sandboxes.channel import STREAM_LIMIT, WorkerChannel
 
 WORKER_DIR = Path(__file__).parent / "worker"
@@ -25,6 +31,7 @@ WORKER_FILES = (WORKER_PATH, WORKER_DIR / "protocol.py")
 CLOUDPICKLE_DIR = Path(cloudpickle.__file__).parent
 START_TIMEOUT = 60.0
 REAP_TIMEOUT = 10.0
+STOP_GRACE_SECONDS = 2.0
 
 
 def sandbox_environment(pythonpath: str) -> dict[str, str]:
@@ -71,7 +78,7 @@ class ProcessSandbox:
         return sandbox_environment(str(CLOUDPICKLE_DIR.parent))
 
     async def start(self) -> WorkerChannel:
-        command = await asyncio.to_thread(self.command)
+        command = await to_thread_to_the_end(self.command)
         try:
             self.process = await asyncio.create_subprocess_exec(
                 *command,
@@ -116,12 +123,15 @@ class ProcessSandbox:
         return "the worker stopped answering" if code is None else exit_description(code)
 
     async def stop(self, keep: bool = True) -> None:
+        """An idle worker ends when its input closes; a broken one (`keep=False`), which may be
+        busy with a cell, is killed at once."""
         process = self.process
         if process is None or process.returncode is not None:
             return
         with contextlib.suppress(TimeoutError, ConnectionError, RuntimeError):
             process.stdin.close()
-            await asyncio.wait_for(process.wait(), 2)
+            if keep:
+                await asyncio.wait_for(process.wait(), STOP_GRACE_SECONDS)
         if process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)

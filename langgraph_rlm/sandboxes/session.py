@@ -148,6 +148,9 @@ class ReplSession:
             return await asyncio.wait_for(self.channel.call(command, handle), seconds)
         except TimeoutError:
             raise WorkerHung(hung) from None
+        except asyncio.CancelledError:
+            await self._abandon()
+            raise
 
     async def _recover(self, exc: WorkerDied) -> CellResult:
         if isinstance(exc, WorkerHung | WorkerRefused):
@@ -215,8 +218,16 @@ class ReplSession:
                 if len(loading) == seen:
                     raise WorkerHung(f"restoring {loading[-1] if loading else 'the snapshot'} hung")
                 seen = len(loading)
+        except asyncio.CancelledError:
+            await self._abandon()
+            raise
         finally:
             task.cancel()
+
+    async def _abandon(self) -> None:
+        """A command cancelled midway (Ctrl-C, a cancelled run) is still running in the worker,
+        its answer unread: the worker is stopped at once, the snapshot before it is the truth."""
+        await self.close(keep=False)
 
     def _take_dropped(self) -> dict[str, str]:
         dropped, self.dropped = self.dropped, {}
