@@ -45,6 +45,10 @@ class Resources:
         return session
 
 
+ONE_SHOT = "once:"
+"""Marks a session no later run can come back to, closed when its run ends."""
+
+
 _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Resources]] = (
     weakref.WeakKeyDictionary()
 )
@@ -59,6 +63,12 @@ async def resources_for(settings: RLMSettings) -> Resources:
         blobs = await asyncio.to_thread(open_blob_store, settings.db, Path(settings.state_dir))
         per_loop.setdefault(key, Resources(blobs, SandboxPool(settings.sandbox_idle_timeout)))
     return per_loop[key]
+
+
+async def end_of_run(settings: RLMSettings, session: str) -> None:
+    """A session no later run can come back to ends with its run instead of idling on."""
+    if session.startswith(ONE_SHOT):
+        await (await resources_for(settings)).pool.close(session)
 
 
 async def close_sandboxes() -> None:

@@ -15,6 +15,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command
 
 from langgraph_rlm.graph.config import RLMSettings
+from langgraph_rlm.graph.resources import end_of_run
 from langgraph_rlm.graph.state import RLMState, Turn
 from langgraph_rlm.llm.replies import clip
 from langgraph_rlm.llm.root import ModelCallFailed, call_root_model
@@ -32,7 +33,9 @@ async def compact_memory(
 ) -> Command[Literal["generate_code", "__end__"]]:
     if state.answer is None:
         return Command(update=await compact_working(state, runtime), goto="generate_code")
-    return Command(update=await finish_turn(state, runtime), goto=END)
+    update = await finish_turn(state, runtime)
+    await end_of_run(runtime.context, state.session)
+    return Command(update=update, goto=END)
 
 
 async def finish_turn(state: RLMState, runtime: Runtime[RLMSettings]) -> dict:

@@ -13,7 +13,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Overwrite
 
 from langgraph_rlm.graph.config import RLMSettings
-from langgraph_rlm.graph.resources import resources_for
+from langgraph_rlm.graph.resources import ONE_SHOT, resources_for
 from langgraph_rlm.graph.state import ContextRef, RLMState
 from langgraph_rlm.persistence.contexts import checked_ref, ingest
 
@@ -45,10 +45,14 @@ async def start_turn(state: RLMState, config: RunnableConfig, runtime: Runtime[R
 
 
 def session_key(config: RunnableConfig) -> str:
-    """The sandbox pool's key: the thread (and subgraph namespace), or a fresh id without one."""
+    """The sandbox pool's key. A thread, and a subgraph with a checkpointer of its own (its
+    namespace carries no task id), come back to their REPL. A run without a thread, or a subgraph
+    without a checkpointer (a new namespace each call, one per parallel `Send` branch), gets a
+    sandbox of its own that ends with the run."""
     configurable = config.get("configurable", {})
     thread = configurable.get("thread_id")
     if thread is None:
-        return f"run-{uuid.uuid4().hex}"
+        return f"{ONE_SHOT}run-{uuid.uuid4().hex}"
     parents = configurable.get("checkpoint_ns", "").split("|")[:-1]
-    return "|".join([str(thread), *(part.split(":")[0] for part in parents)])
+    key = "|".join([str(thread), *parents])
+    return f"{ONE_SHOT}{key}" if any(":" in part for part in parents) else key
