@@ -7,12 +7,21 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, NotRequired
 
 from langchain_core.messages import AnyMessage
+from langgraph.channels.delta import DeltaChannel
 from langgraph.graph.message import add_messages
 from langgraph.managed import RemainingSteps
 from pydantic import Field
 from typing_extensions import TypedDict
 
 from langgraph_rlm.llm.usage import Usage, add_usage
+
+
+def add_message_batches(messages: list[AnyMessage], batches: list[Any]) -> list[AnyMessage]:
+    """`add_messages` over a batch of writes: checkpoints then store each step's new messages
+    once, not the whole conversation again at every step."""
+    for batch in batches:
+        messages = add_messages(messages, batch)
+    return messages
 
 
 class ContextRef(TypedDict):
@@ -71,7 +80,7 @@ class RLMOutput(TypedDict):
 class RLMState:
     query: str = ""
     contexts: Annotated[list[ContextRef | str], add_contexts] = field(default_factory=list)
-    messages: Annotated[list[AnyMessage], add_messages] = field(default_factory=list)
+    messages: Annotated[list[AnyMessage], DeltaChannel(add_message_batches)] = field(default_factory=list)
     history: Annotated[list[Turn], operator.add] = field(default_factory=list)
     repl: ReplRef = field(default_factory=lambda: ReplRef(snapshot=None, variables=[]))
     session: str = ""

@@ -107,6 +107,7 @@ async def test_langgraph_dev_serves_a_persistent_rlm(tmp_path):
                 described = {name for name, field in properties.items() if field.get("description")}
                 assert properties and described == set(properties), (kind, properties)
             assert schemas["context_schema"]["properties"]["model"]["type"] == "string"
+            assert "RunContext" in json.dumps(schemas["config_schema"])
             thread = await client.threads.create()
             first = await client.runs.wait(
                 thread["thread_id"], "rlm", input={"query": "remember the length", "contexts": [str(context)]}
