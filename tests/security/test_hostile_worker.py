@@ -39,10 +39,10 @@ async def run(session, code: str, timeout: float = 30, **kw):
     )
 
 
-async def refused(session, attack: str, *words: str) -> None:
+async def refused(session, attack: str, *words: str, timeout: float = 30) -> None:
     """The attack ends the worker with a reason; the REPL comes back as it was before the cell."""
     await run(session, "kept = 41")
-    result = await run(session, RAW + attack)
+    result = await run(session, RAW + attack, timeout)
     assert result.error and result.error.startswith("WorkerDied"), result.error
     assert all(word in result.error for word in words), result.error
     after = await run(session, "print(kept + 1)")
@@ -123,7 +123,7 @@ async def test_a_snapshot_naming_another_threads_blob_is_never_stored(isolated_b
 async def test_a_value_whose_pickling_hangs_costs_the_cell_not_the_host(isolated_backend, open_session):
     session = await open_session(isolated_backend)
     attack = "class Hang:\n    def __reduce__(self):\n        while True:\n            pass\nstuck = Hang()"
-    await refused(session, attack, "snapshot after the cell did not finish")
+    await refused(session, attack, "snapshot after the cell did not finish", timeout=5)
 
 
 async def test_a_len_that_hangs_is_never_called(isolated_backend, open_session):
