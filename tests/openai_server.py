@@ -20,6 +20,15 @@ HOLD_SECONDS = 30.0
 Responder = Callable[[list[dict[str, Any]]], str]
 
 
+class HTTPFailure(Exception):
+    """Raised by a script: the server answers with this status (and headers), as a provider would."""
+
+    def __init__(self, status: int, message: str = "scripted failure", headers: dict | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers or {}
+
+
 class ScriptedOpenAIServer(LoopbackServer):
     def __init__(
         self, respond: Responder, delay: float = 0.0, garbage: bool = False, hold_first: int = 0
@@ -74,6 +83,10 @@ class ScriptedOpenAIServer(LoopbackServer):
                 server._hold()
                 try:
                     text = server.respond(messages)
+                except HTTPFailure as failure:
+                    error = {"error": {"message": str(failure), "type": "scripted", "code": failure.status}}
+                    self.reply(failure.status, json.dumps(error).encode(), headers=failure.headers)
+                    return
                 except Exception as exc:  # the test's script failed: say so like a provider would
                     self._send(500, {"error": {"message": f"script error: {exc}", "type": "server_error"}})
                     return

@@ -127,7 +127,12 @@ class RLMSettings:
         "Child RLMs (each with its own sandbox) alive at once per parent, for rlm_query_batched.",
         env="RLM_CHILD_CONCURRENCY",
     )
-    sub_call_retries: int = setting(2, "Retries of a failed sub-model call.", env="RLM_SUB_CALL_RETRIES")
+    sub_call_retries: int = setting(
+        2,
+        "Retries of a model call that failed for a passing reason (rate limit, server error, timeout, "
+        "dropped connection), sub-calls and root steps alike; others fail at once.",
+        env="RLM_SUB_CALL_RETRIES",
+    )
     allow_dirs: tuple[str, ...] = setting(
         (), "Folders whose files load_file may read (besides the contexts).", env="RLM_ALLOW_DIRS"
     )

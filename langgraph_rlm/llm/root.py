@@ -8,6 +8,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 
 from langgraph_rlm.llm.models import chat_model, model_name
+from langgraph_rlm.llm.retry import ModelCallError, named, with_retries
 from langgraph_rlm.llm.usage import Usage, usage_of
 
 
@@ -16,15 +17,15 @@ class ModelCallFailed(RuntimeError):
 
 
 async def call_root_model(
-    model: str | BaseChatModel, api_base: str | None, messages: list[BaseMessage]
+    model: str | BaseChatModel, api_base: str | None, messages: list[BaseMessage], retries: int = 0
 ) -> tuple[AIMessage, Usage]:
-    """One root call. Building a litellm model imports litellm, which blocks, so off the loop."""
+    """One root call, tried again `retries` times after a transient failure. Building a litellm
+    model imports litellm, which blocks, so off the loop."""
     llm = await asyncio.to_thread(chat_model, model, api_base)
     try:
-        reply = await llm.ainvoke(messages)
-    except Exception as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelCallFailed(f"the root model call failed: {detail}") from exc
+        reply = await with_retries(lambda: llm.ainvoke(messages), retries=retries, model=named(model))
+    except ModelCallError as exc:
+        raise ModelCallFailed(f"the root model call failed: {exc}") from exc
     if not isinstance(reply, AIMessage):
         raise ModelCallFailed(f"the root model returned {type(reply).__name__}, not a message")
     return reply, usage_of(reply, model_name(llm), "root")

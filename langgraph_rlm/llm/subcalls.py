@@ -10,6 +10,7 @@ from langchain_core.language_models import BaseChatModel
 
 from langgraph_rlm.llm.budget import SubCallBudget, SubCallLimitReached
 from langgraph_rlm.llm.models import ask
+from langgraph_rlm.llm.retry import named, with_retries
 from langgraph_rlm.llm.usage import Usage, add_usage
 
 ChildRunner = Callable[[str, str | None, SubCallBudget], Awaitable[tuple[str, Usage]]]
@@ -81,7 +82,12 @@ class SubCallRouter:
         async with self.semaphore:
             self.emit({"event": "subcall", "phase": "start", "n": number, "kind": "llm"})
             try:
-                text, usage = await self._with_retries(lambda: ask(target, prompt, self.api_base))
+                text, usage = await with_retries(
+                    lambda: ask(target, prompt, self.api_base),
+                    retries=self.retries,
+                    model=named(target),
+                    may_retry=self.budget.try_claim,
+                )
             finally:
                 self.emit({"event": "subcall", "phase": "end", "n": number, "kind": "llm"})
         usage.pop("sub_calls", None)
@@ -108,13 +114,3 @@ class SubCallRouter:
         usage.pop("sub_calls", None)
         self.spent = add_usage(self.spent, usage)
         return answer
-
-    async def _with_retries(self, call: Callable[[], Awaitable[Any]]) -> Any:
-        for attempt in range(self.retries):
-            try:
-                return await call()
-            except Exception:
-                await asyncio.sleep(0.5 * 2**attempt)
-                if not self.budget.try_claim():
-                    raise
-        return await call()

@@ -19,7 +19,7 @@ async def generate_code(state: RLMState, runtime: Runtime[RLMSettings]) -> dict:
     if state.stop_reason:
         asked = [HumanMessage(render("best_answer", reason=state.stop_reason))]
     prompt = root_prompt(state.contexts, [*state.messages, *asked], settings)
-    reply, usage = await call_root_model(settings.model, settings.api_base, prompt)
+    reply, usage = await call_root_model(settings.model, settings.api_base, prompt, settings.sub_call_retries)
     blocks = code_blocks(reply.text)
     runtime.stream_writer(
         {"event": "step", "iteration": state.iteration + 1, "blocks": blocks, "usage": usage}
