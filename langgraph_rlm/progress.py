@@ -94,8 +94,10 @@ class Progress:
 
 
 def usage_line(usage: Usage) -> str:
+    hits = usage.get("cache_hits", 0)
+    cached = f" (+{hits} from the cache)" if hits else ""
     return (
-        f"{usage.get('root_calls', 0)} root calls, {usage.get('sub_calls', 0)} sub-calls, "
+        f"{usage.get('root_calls', 0)} root calls, {usage.get('sub_calls', 0)} sub-calls{cached}, "
         f"{usage.get('input_tokens', 0):,} tokens in, {usage.get('output_tokens', 0):,} out, "
         f"${usage.get('cost', 0.0):.4f}"
     )

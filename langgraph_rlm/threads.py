@@ -137,8 +137,11 @@ async def list_threads(settings: RLMSettings) -> list[dict[str, Any]]:
 
 
 async def reset_thread(settings: RLMSettings, thread: str) -> tuple[int, int]:
-    """Forgets a thread; blobs no other checkpoint refers to are collected. Returns (blobs, bytes)."""
+    """Forgets a thread and its sub-call answers; blobs no other checkpoint refers to are collected.
+    Returns (blobs, bytes)."""
     async with open_thread_graph(settings) as graph:
         await graph.checkpointer.adelete_thread(thread)
-        blobs = (await resources_for(settings)).blobs
+        resources = await resources_for(settings)
+        await asyncio.to_thread(resources.answers.forget, thread)
+        blobs = resources.blobs
         return sweep(blobs, await live_blobs(graph.checkpointer, blobs), grace_seconds=0)

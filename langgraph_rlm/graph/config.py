@@ -133,6 +133,12 @@ class RLMSettings:
         "dropped connection), sub-calls and root steps alike; others fail at once.",
         env="RLM_SUB_CALL_RETRIES",
     )
+    cache_sub_calls: bool = setting(
+        True,
+        "Answer an identical sub-call (same model, settings and prompt) of a thread from the thread's "
+        "store, so a resumed, replayed or forked run never pays twice; runs without a thread keep none.",
+        env="RLM_CACHE_SUB_CALLS",
+    )
     allow_dirs: tuple[str, ...] = setting(
         (), "Folders whose files load_file may read (besides the contexts).", env="RLM_ALLOW_DIRS"
     )

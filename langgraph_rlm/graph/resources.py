@@ -1,4 +1,4 @@
-"""What the nodes share within a process: the blob store and the live sandboxes."""
+"""What the nodes share within a process: the blob store, the sub-call answers and the live sandboxes."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from pathlib import Path
 
 from langgraph_rlm.graph.config import RLMSettings
 from langgraph_rlm.graph.state import ContextRef
+from langgraph_rlm.llm.cache import SubCallCache, root_thread
+from langgraph_rlm.persistence.answers import AnswerStore, open_answer_store
 from langgraph_rlm.persistence.blobs import BlobStore, open_blob_store
 from langgraph_rlm.sandboxes import make_sandbox
 from langgraph_rlm.sandboxes.base import SandboxSpec
@@ -21,6 +23,13 @@ from langgraph_rlm.sandboxes.session import ReplSession
 class Resources:
     blobs: BlobStore
     pool: SandboxPool
+    answers: AnswerStore
+
+    def sub_call_cache(self, settings: RLMSettings, session: str) -> SubCallCache | None:
+        """A run without a thread can never come back, so it keeps no answers."""
+        if not settings.cache_sub_calls or session.startswith(ONE_SHOT):
+            return None
+        return SubCallCache(self.answers, root_thread(session), settings.api_base)
 
     async def session(
         self, key: str, settings: RLMSettings, contexts: list[ContextRef], reconnect: str | None = None
@@ -61,7 +70,8 @@ async def resources_for(settings: RLMSettings) -> Resources:
     key = settings.db or settings.state_dir
     if key not in per_loop:
         blobs = await asyncio.to_thread(open_blob_store, settings.db, Path(settings.state_dir))
-        per_loop.setdefault(key, Resources(blobs, SandboxPool(settings.sandbox_idle_timeout)))
+        answers = await asyncio.to_thread(open_answer_store, settings.db, Path(settings.state_dir))
+        per_loop.setdefault(key, Resources(blobs, SandboxPool(settings.sandbox_idle_timeout), answers))
     return per_loop[key]
 
 

@@ -33,7 +33,7 @@ LIMITS = (
     "child_concurrency",
     "sub_call_retries",
 )
-CHOICES = ("compact_threshold", "compact_turns")
+CHOICES = ("compact_threshold", "compact_turns", "cache_sub_calls")
 PER_RUN = (*MODELS, *LIMITS, *CHOICES)
 
 

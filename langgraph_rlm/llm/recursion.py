@@ -8,6 +8,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from langgraph_rlm.llm.budget import SubCallBudget, shared_with_child
+from langgraph_rlm.llm.cache import CHILD
 from langgraph_rlm.llm.subcalls import ChildRunner
 from langgraph_rlm.llm.usage import Usage
 
@@ -30,7 +31,7 @@ def child_runner(settings: RLMSettings, parent: str, resources: Resources) -> Ch
         contexts = (
             [await asyncio.to_thread(describe_blob, context_sha, 0, resources.blobs)] if context_sha else []
         )
-        key = f"{parent}/child-{uuid.uuid4().hex[:12]}"
+        key = f"{parent}{CHILD}{uuid.uuid4().hex[:12]}"
         graph = build_rlm_graph(settings=child).compile(checkpointer=False)
         try:
             with shared_with_child(budget):

@@ -9,6 +9,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 
 from langgraph_rlm.llm.budget import SubCallBudget, SubCallLimitReached
+from langgraph_rlm.llm.cache import SubCallCache
 from langgraph_rlm.llm.models import ask
 from langgraph_rlm.llm.retry import named, with_retries
 from langgraph_rlm.llm.usage import Usage, add_usage
@@ -42,6 +43,7 @@ class SubCallRouter:
         child: ChildRunner | None = None,
         load_text: TextLoader | None = None,
         emit: EventSink | None = None,
+        cache: SubCallCache | None = None,
     ) -> None:
         self.model = model
         self.api_base = api_base
@@ -53,6 +55,7 @@ class SubCallRouter:
         self.child = child
         self.load_text = load_text
         self.emit = emit or (lambda event: None)
+        self.cache = cache
         self.spent: Usage = {}
         self.started = 0
 
@@ -76,6 +79,9 @@ class SubCallRouter:
 
     async def llm_query(self, prompt: str, model: object = None) -> str:
         target = self._target(model)
+        if self.cache is not None and (answer := await self.cache.answer(target, prompt)) is not None:
+            self._answered_from_cache()
+            return answer
         self.budget.claim()
         self.started += 1
         number = self.started
@@ -90,9 +96,19 @@ class SubCallRouter:
                 )
             finally:
                 self.emit({"event": "subcall", "phase": "end", "n": number, "kind": "llm"})
+        if self.cache is not None:
+            await self.cache.keep(target, prompt, text, usage)
         usage.pop("sub_calls", None)
         self.spent = add_usage(self.spent, usage)
         return text
+
+    def _answered_from_cache(self) -> None:
+        """A hit makes no request and claims no budget; it shows in usage and in the stream."""
+        self.started += 1
+        event = {"event": "subcall", "n": self.started, "kind": "llm", "cached": True}
+        self.emit({**event, "phase": "start"})
+        self.emit({**event, "phase": "end"})
+        self.spent = add_usage(self.spent, {"cache_hits": 1})
 
     async def rlm_query(self, prompt: str, context_sha: str | None) -> str:
         """A child RLM when recursion is allowed here; otherwise one sub-model call. A child claims

@@ -12,6 +12,7 @@ class Usage(TypedDict, total=False):
     cost: float
     root_calls: int
     sub_calls: int
+    cache_hits: int
     stored_bytes: int
 
 

@@ -34,6 +34,7 @@ async def execute(state: RLMState, runtime: Runtime[RLMSettings]) -> dict:
         child=child_runner(settings, state.session, resources),
         load_text=lambda sha: resources.blobs.get(sha).decode("utf-8", "replace"),
         emit=emit,
+        cache=resources.sub_call_cache(settings, state.session),
     )
     timeout = min(settings.cell_timeout, max(1.0, settings.max_time - (time.time() - state.started_at)))
     session = await resources.session(state.session, settings, state.contexts, state.repl.get("sandbox"))
