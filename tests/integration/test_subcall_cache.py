@@ -166,3 +166,26 @@ def test_the_cli_caches_by_default_and_reset_forgets_the_thread_answers(tmp_path
         off = run_rlm(["run", "q", "--no-cache-sub-calls", *flags], tmp_path)
         assert off.returncode == 0, off.stderr
         assert sub_requests(server) == 3
+
+
+async def test_a_replayed_rlm_query_tree_reuses_its_childs_answers(tmp_path):
+    parent = steps("```repl\nout = rlm_query('child question')\n```", "```repl\nFINAL(out)\n```")
+    child = steps("```repl\nFINAL(llm_query('deep'))\n```")
+
+    def respond(messages):
+        return (child if any(m.content == "child question" for m in messages) else parent)(messages)
+
+    with ScriptedOpenAIServer(upper) as server:
+        graph = build_rlm_graph(
+            ScriptedChatModel(respond=respond),
+            "openai/sub",
+            api_base=server.url,
+            state_dir=str(tmp_path),
+            compact_turns=False,
+        ).compile(checkpointer=InMemorySaver())
+        config = {"configurable": {"thread_id": "tree"}}
+        assert (await graph.ainvoke({"query": "q"}, config))["answer"] == "DEEP"
+        assert len(server.log) == 1
+        replayed = await graph.ainvoke(None, (await checkpoint_before_step(graph, config, 0)).config)
+    assert replayed["answer"] == "DEEP" and len(server.log) == 1
+    assert replayed["usage"]["cache_hits"] == 1
