@@ -55,7 +55,15 @@ def test_finds_a_needle_in_50_mb_through_batched_sub_calls(haystack, tmp_path):
     need_bwrap()
     with ScriptedOpenAIServer(needle_model) as server:
         done = run_rlm(
-            ["run", "What is the secret code?", "--context", str(haystack), *model_flags(server)], tmp_path
+            [
+                "run",
+                "What is the secret code?",
+                "--context",
+                str(haystack),
+                "--no-cache-sub-calls",
+                *model_flags(server),
+            ],
+            tmp_path,
         )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"['{SECRET}']"
