@@ -22,7 +22,7 @@ from rich.text import Text
 
 from langgraph_rlm import signals
 from langgraph_rlm.graph.config import POSITIVE_SETTINGS, SANDBOXES, RLMSettings
-from langgraph_rlm.progress import Progress, usage_line
+from langgraph_rlm.progress import Progress, cost_text, usage_line
 from langgraph_rlm.sandboxes import check_available
 from langgraph_rlm.sandboxes.base import SandboxLost, SandboxUnavailable
 from langgraph_rlm.terminal import literal, write_answer
@@ -261,7 +261,7 @@ def threads(**store: str | None) -> None:
             question,
             contexts,
             row.get("iteration", 0),
-            f"{calls} calls, ${usage.get('cost', 0.0):.4f}",
+            f"{calls} calls, {cost_text(usage)}",
             row["ts"][:19].replace("T", " "),
         )
         table.add_row(*map(literal, cells))

@@ -43,10 +43,11 @@ def context_window(settings: RLMSettings) -> int | None:
     """The root model's input window in tokens: the setting, else litellm's model info."""
     if settings.context_window > 0:
         return settings.context_window
-    if not isinstance(settings.model, str):
+    model = settings.root_model()
+    if not isinstance(model, str):
         return None
     try:
-        info = import_litellm().get_model_info(settings.model)
+        info = import_litellm().get_model_info(model)
     except Exception:
         return None
     return info.get("max_input_tokens") or info.get("max_tokens")
