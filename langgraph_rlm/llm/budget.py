@@ -4,13 +4,16 @@ A child RLM runs inside its parent's execute step, in the same process, so it dr
 pool its parent draws from: no shape of tree (batched children of batched children) spends more
 than the limits. Tokens are only known after a call, so each call reserves first (a generous
 estimate of its prompt plus an output allowance it is held to) and settles after, returning what
-it did not use. Each step of each RLM takes a branch of the budget whose ledger sums what its own
-subtree spent, so a parent counts a child's calls even when the child fails. The budget reaches a
-child through a context variable, which every task the child's graph starts inherits.
+it did not use. A call that does not fit while others are in flight waits for them to settle:
+only when nothing is in flight and it still does not fit is the limit reached. Each step of each
+RLM takes a branch of the budget whose ledger sums what its own subtree spent, so a parent counts
+a child's calls even when the child fails. The budget reaches a child through a context variable,
+which every task the child's graph starts inherits.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +28,7 @@ if TYPE_CHECKING:
 
 CHARS_PER_TOKEN = 3
 TOKENS_PER_PROMPT = 16
-OUTPUT_ALLOWANCE = 16_384
+OUTPUT_ALLOWANCE = 8_192
 MIN_OUTPUT = 64
 
 
@@ -57,6 +60,8 @@ class _Pool:
         self.tokens_left: int | None = None
         self.cost_left: float | None = None
         self.reached: str | None = None
+        self.in_flight = 0
+        self.settled = asyncio.Event()
         self.lock = threading.Lock()
 
 
@@ -112,43 +117,61 @@ class SubCallBudget:
             return False
         return True
 
-    def reserve(self, model: str | None, prompt_chars: int, depth: int) -> Reservation:
+    async def reserve(self, model: str | None, prompt_chars: int, depth: int) -> Reservation:
         """Sets aside the most a call of `model` with this prompt may spend; LimitReached when even
-        a short answer would not fit."""
+        a short answer would not fit and no call in flight could give anything back."""
         pool = self._pool
         if pool.tokens_left is None and pool.cost_left is None:
             return Reservation()
         prices = unit_prices(model) if pool.cost_left is not None else None
         estimate = prompt_chars // CHARS_PER_TOKEN + TOKENS_PER_PROMPT
-        with pool.lock:
-            output, hit = OUTPUT_ALLOWANCE, None
-            if pool.tokens_left is not None and pool.tokens_left - estimate < output:
-                output, hit = pool.tokens_left - estimate, "max_tokens"
-            if pool.cost_left is not None and prices is not None and prices[1] > 0:
-                affordable = int((pool.cost_left - estimate * prices[0]) / prices[1])
-                if affordable < output:
-                    output, hit = affordable, "max_cost"
-            if output < MIN_OUTPUT:
-                reason = self._reason(hit or "max_tokens", depth)
-                pool.reached = pool.reached or reason
-                raise LimitReached(f"the question's limit is reached: {reason}", reason)
-            cost = estimate * prices[0] + output * prices[1] if prices else 0.0
-            if pool.tokens_left is not None:
-                pool.tokens_left -= estimate + output
-            if pool.cost_left is not None:
-                pool.cost_left -= cost
-        return Reservation(estimate + output, cost, output)
+        while True:
+            with pool.lock:
+                if pool.reached is None:
+                    reservation, hit = self._fit(estimate, prices)
+                    if reservation is not None:
+                        return reservation
+                    if pool.in_flight == 0:
+                        pool.reached = self._reason(hit, depth)
+                if pool.reached is not None:
+                    raise LimitReached(f"the question's limit is reached: {pool.reached}", pool.reached)
+                pool.settled.clear()
+            await pool.settled.wait()
+
+    def _fit(self, estimate: int, prices: tuple[float, float] | None) -> tuple[Reservation | None, str]:
+        """The reservation when a short answer fits, else which limit is in the way (pool locked)."""
+        pool = self._pool
+        output, hit = OUTPUT_ALLOWANCE, "max_tokens"
+        if pool.tokens_left is not None:
+            output = min(output, pool.tokens_left - estimate)
+        if pool.cost_left is not None and prices is not None and prices[1] > 0:
+            affordable = int((pool.cost_left - estimate * prices[0]) / prices[1])
+            if affordable < output:
+                output, hit = affordable, "max_cost"
+        if output < MIN_OUTPUT:
+            return None, hit
+        cost = estimate * prices[0] + output * prices[1] if prices else 0.0
+        if pool.tokens_left is not None:
+            pool.tokens_left -= estimate + output
+        if pool.cost_left is not None:
+            pool.cost_left -= cost
+        pool.in_flight += 1
+        return Reservation(estimate + output, cost, output), hit
 
     def settle(self, reservation: Reservation, usage: Usage | None) -> None:
         """Returns what the call did not use (all of it when it failed) and books what it spent."""
         spent = {key: value for key, value in (usage or {}).items() if key != "sub_calls"}
         tokens = spent.get("input_tokens", 0) + spent.get("output_tokens", 0)
-        with self._pool.lock:
-            if self._pool.tokens_left is not None:
-                self._pool.tokens_left += reservation.tokens - tokens
-            if self._pool.cost_left is not None:
-                self._pool.cost_left += reservation.cost - spent.get("cost", 0.0)
+        pool = self._pool
+        with pool.lock:
+            if reservation.output is not None:
+                if pool.tokens_left is not None:
+                    pool.tokens_left += reservation.tokens - tokens
+                if pool.cost_left is not None:
+                    pool.cost_left += reservation.cost - spent.get("cost", 0.0)
+                pool.in_flight -= 1
             self._record(spent)  # type: ignore[arg-type]
+        pool.settled.set()
 
     def _record(self, usage: Usage) -> None:
         node: SubCallBudget | None = self

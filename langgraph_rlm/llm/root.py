@@ -32,7 +32,7 @@ async def call_root_model(
     litellm, which blocks, so off the loop."""
     llm = await asyncio.to_thread(chat_model, model, api_base)
     name = model_name(llm)
-    reservation = budget.reserve(name, sum(len(m.text) for m in messages), depth)
+    reservation = await budget.reserve(name, sum(len(m.text) for m in messages), depth)
     options: dict[str, Any] = {}
     if isinstance(model, str) and reservation.output is not None:
         options["max_tokens"] = reservation.output

@@ -77,7 +77,7 @@ class SubCallRouter:
 
     async def llm_query(self, prompt: str, model: object = None) -> str:
         target = self._target(model)
-        reservation = self.budget.reserve(model_name(target), len(prompt), self.depth)
+        reservation = await self.budget.reserve(model_name(target), len(prompt), self.depth)
         try:
             self.budget.claim()
         except SubCallLimitReached:
