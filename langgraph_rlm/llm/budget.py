@@ -30,6 +30,7 @@ CHARS_PER_TOKEN = 3
 TOKENS_PER_PROMPT = 16
 OUTPUT_ALLOWANCE = 8_192
 MIN_OUTPUT = 64
+BEST_ANSWER_OUTPUT = 1_024
 
 
 class LimitReached(RuntimeError):
@@ -185,17 +186,28 @@ class SubCallBudget:
         return f"max_tokens ({self._pool.token_limit} tokens, reached at depth {depth})"
 
 
-def question_budget(settings: RLMSettings, spent: Usage) -> SubCallBudget:
-    """A child RLM draws from its parent's budget; the root's is what its question has left."""
+def question_budget(
+    settings: RLMSettings, spent: Usage, best_answer_chars: int | None = None
+) -> SubCallBudget:
+    """A child RLM draws from its parent's budget; the root's is what its question has left, less
+    room for the root's best answer (a prompt of `best_answer_chars`) when the tree stops at a limit."""
     inherited = inherited_budget()
     if inherited is not None:
         return inherited.branch()
+    held, held_cost = 0, 0.0
+    if best_answer_chars is not None:
+        held = best_answer_chars // CHARS_PER_TOKEN + TOKENS_PER_PROMPT + BEST_ANSWER_OUTPUT
+        model = settings.root_model()
+        prices = unit_prices(model if isinstance(model, str) else None) if settings.max_cost > 0 else None
+        if prices is not None:
+            held_cost = (held - BEST_ANSWER_OUTPUT) * prices[0] + BEST_ANSWER_OUTPUT * prices[1]
+    tokens = spent.get("input_tokens", 0) + spent.get("output_tokens", 0)
     return SubCallBudget(
         settings.max_sub_calls - spent.get("sub_calls", 0),
         max_tokens=settings.max_tokens,
-        tokens_left=settings.max_tokens - spent.get("input_tokens", 0) - spent.get("output_tokens", 0),
+        tokens_left=settings.max_tokens - tokens - held,
         max_cost=settings.max_cost,
-        cost_left=settings.max_cost - spent.get("cost", 0.0),
+        cost_left=settings.max_cost - spent.get("cost", 0.0) - held_cost,
     )
 
 

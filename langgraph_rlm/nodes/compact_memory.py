@@ -20,7 +20,7 @@ from langgraph_rlm.graph.state import RLMState, Turn
 from langgraph_rlm.llm.budget import LimitReached, question_budget
 from langgraph_rlm.llm.replies import clip
 from langgraph_rlm.llm.root import ModelCallFailed, call_root_model
-from langgraph_rlm.llm.root_prompt import compaction_budget
+from langgraph_rlm.llm.root_prompt import best_answer_chars, compaction_budget
 from langgraph_rlm.prompts import render
 
 SUMMARY_WORDS = 250
@@ -86,12 +86,13 @@ async def summarise(
     room = min(WORK_CHARS, budget * CHARS_PER_TOKEN // 2) if budget else WORK_CHARS
     work = clip("\n\n".join(f"[{m.type}] {clip(m.text, MESSAGE_CHARS)}" for m in messages), room)
     request = render(prompt, question=state.query, work=work, max_words=SUMMARY_WORDS)
+    room = None if state.answer else best_answer_chars(state.contexts, state.messages, settings, 0)
     try:
         reply, usage = await call_root_model(
             settings.root_model(),
             settings.api_base,
             [HumanMessage(request)],
-            budget=question_budget(settings, state.usage),
+            budget=question_budget(settings, state.usage, room),
             depth=settings.depth,
         )
     except (ModelCallFailed, LimitReached) as exc:

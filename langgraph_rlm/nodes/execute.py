@@ -12,6 +12,7 @@ from langgraph_rlm.graph.resources import resources_for
 from langgraph_rlm.graph.state import RLMState
 from langgraph_rlm.llm.budget import question_budget
 from langgraph_rlm.llm.recursion import child_runner
+from langgraph_rlm.llm.root_prompt import best_answer_chars
 from langgraph_rlm.llm.subcalls import SubCallRouter
 from langgraph_rlm.llm.usage import add_usage
 from langgraph_rlm.prompts import render
@@ -28,7 +29,13 @@ async def execute(state: RLMState, runtime: Runtime[RLMSettings]) -> dict:
         api_base=settings.api_base,
         concurrency=settings.batch_concurrency,
         retries=settings.sub_call_retries,
-        budget=question_budget(settings, state.usage),
+        budget=question_budget(
+            settings,
+            state.usage,
+            best_answer_chars(
+                state.contexts, state.messages, settings, settings.output_limit * len(state.pending_code)
+            ),
+        ),
         depth=settings.depth,
         allowed_models=settings.model_names(),
         child_concurrency=settings.child_concurrency,
