@@ -8,7 +8,7 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
-from langgraph_rlm.llm.budget import LimitReached, SubCallBudget, SubCallLimitReached
+from langgraph_rlm.llm.budget import SubCallBudget, SubCallLimitReached
 from langgraph_rlm.llm.models import ask, model_name
 from langgraph_rlm.llm.retry import named, with_retries
 from langgraph_rlm.llm.usage import Usage, add_usage, price_warnings
@@ -18,7 +18,7 @@ TextLoader = Callable[[str], str]
 EventSink = Callable[[dict[str, Any]], None]
 SHOWN_NAME = 60
 
-__all__ = ["LimitReached", "ModelNotAllowed", "SubCallLimitReached", "SubCallRouter"]
+__all__ = ["ModelNotAllowed", "SubCallLimitReached", "SubCallRouter"]
 
 
 class ModelNotAllowed(ValueError):

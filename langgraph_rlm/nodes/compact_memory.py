@@ -86,13 +86,13 @@ async def summarise(
     room = min(WORK_CHARS, budget * CHARS_PER_TOKEN // 2) if budget else WORK_CHARS
     work = clip("\n\n".join(f"[{m.type}] {clip(m.text, MESSAGE_CHARS)}" for m in messages), room)
     request = render(prompt, question=state.query, work=work, max_words=SUMMARY_WORDS)
-    room = None if state.answer else best_answer_chars(state.contexts, state.messages, settings, 0)
+    held = None if state.answer else best_answer_chars(state.contexts, state.messages, settings, 0)
     try:
         reply, usage = await call_root_model(
             settings.root_model(),
             settings.api_base,
             [HumanMessage(request)],
-            budget=question_budget(settings, state.usage, room),
+            budget=question_budget(settings, state.usage, held),
             depth=settings.depth,
         )
     except (ModelCallFailed, LimitReached) as exc:
