@@ -22,7 +22,7 @@ from rich.text import Text
 
 from langgraph_rlm import signals
 from langgraph_rlm.graph.config import POSITIVE_SETTINGS, SANDBOXES, RLMSettings
-from langgraph_rlm.progress import Progress, usage_line
+from langgraph_rlm.progress import Progress, cost_text, usage_line
 from langgraph_rlm.sandboxes import check_available
 from langgraph_rlm.sandboxes.base import SandboxLost, SandboxUnavailable
 from langgraph_rlm.terminal import literal, write_answer
@@ -30,8 +30,8 @@ from langgraph_rlm.terminal import literal, write_answer
 DEFAULT_THREAD = "default"
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 1, 130, 143
 STOPPED_BY = {EXIT_INTERRUPTED: "interrupted", EXIT_TERMINATED: "terminated"}
-FLAG_NAMES = {"allow_dirs": "allow-dir", "allowed_models": "allow-model"}
-METAVARS = {"allowed_models": "MODEL"}
+FLAG_NAMES = {"allow_dirs": "allow-dir", "allowed_models": "allow-model", "depth_models": "depth-model"}
+METAVARS = {"allowed_models": "MODEL", "depth_models": "MODEL"}
 FORMER_FLAGS = {"cpus": ("--docker-cpus",)}
 
 stderr = Console(stderr=True, highlight=False)
@@ -261,7 +261,7 @@ def threads(**store: str | None) -> None:
             question,
             contexts,
             row.get("iteration", 0),
-            f"{calls} calls, ${usage.get('cost', 0.0):.4f}",
+            f"{calls} calls, {cost_text(usage)}",
             row["ts"][:19].replace("T", " "),
         )
         table.add_row(*map(literal, cells))
@@ -331,7 +331,8 @@ def checked_file(path: str) -> Path:
 def check_credentials(settings: RLMSettings) -> None:
     from langgraph_rlm.llm.models import missing_credentials
 
-    for flag, model in (("--model", settings.model), ("--sub-model", settings.sub_model)):
+    depths = [("--depth-model", model) for model in settings.depth_models]
+    for flag, model in (("--model", settings.model), ("--sub-model", settings.sub_model), *depths):
         missing = missing_credentials(model, settings.api_base)
         if missing:
             raise UserError(

@@ -97,7 +97,8 @@ def model_checks(settings: RLMSettings) -> list[Check]:
     from langgraph_rlm.llm.models import missing_credentials
 
     checks = []
-    for role, model in (("model", settings.model), ("sub-model", settings.sub_model)):
+    depths = [(f"depth-{depth} model", model) for depth, model in enumerate(settings.depth_models)]
+    for role, model in (("model", settings.model), ("sub-model", settings.sub_model), *depths):
         missing = missing_credentials(model, settings.api_base)
         where = f" via {settings.api_base}" if settings.api_base else ""
         detail = f"needs {', '.join(missing)}" if missing else f"credentials present{where}"

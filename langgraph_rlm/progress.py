@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.syntax import Syntax
 
-from langgraph_rlm.llm.usage import Usage
+from langgraph_rlm.llm.usage import Usage, unpriced
 from langgraph_rlm.terminal import literal, visible
 
 CODE_LINES = 20
@@ -99,5 +99,15 @@ def usage_line(usage: Usage) -> str:
     return (
         f"{usage.get('root_calls', 0)} root calls, {usage.get('sub_calls', 0)} sub-calls{cached}, "
         f"{usage.get('input_tokens', 0):,} tokens in, {usage.get('output_tokens', 0):,} out, "
-        f"${usage.get('cost', 0.0):.4f}"
+        f"{cost_text(usage)}"
     )
+
+
+def cost_text(usage: Usage) -> str:
+    """Dollars, and which models they leave out: a model litellm does not price is never $0."""
+    unknown = unpriced(usage)
+    if not unknown:
+        return f"${usage.get('cost', 0.0):.4f}"
+    priced = len(unknown) < len(usage.get("by_model", {})) and usage.get("cost", 0.0) > 0
+    known = f"${usage.get('cost', 0.0):.4f} + " if priced else ""
+    return f"{known}cost unknown for {', '.join(unknown)}"

@@ -1,7 +1,7 @@
 """A small OpenAI-compatible server for tests: the real litellm network path, a scripted model.
 
 `respond(messages)` decides each reply; every request is recorded as it arrives (`received`) and
-logged with its start and end time once answered (`log`),
+logged with its start and end time and the token counts it reported once answered (`log`),
 so a test can prove concurrency from overlapping requests instead of timing a run.
 """
 
@@ -93,6 +93,7 @@ class ScriptedOpenAIServer(LoopbackServer):
                 if server.delay:
                     time.sleep(server.delay)
                 prompt_tokens = sum(len(str(m.get("content", ""))) for m in messages) // 4
+                completion_tokens = len(text) // 4 + 1
                 with server.lock:
                     server.log.append(
                         {
@@ -101,6 +102,9 @@ class ScriptedOpenAIServer(LoopbackServer):
                             "model": body.get("model"),
                             "messages": messages,
                             "reply": text,
+                            "prompt_tokens": prompt_tokens,
+                            "completion_tokens": completion_tokens,
+                            "max_tokens": body.get("max_tokens") or body.get("max_completion_tokens"),
                         }
                     )
                 self._send(
@@ -119,8 +123,8 @@ class ScriptedOpenAIServer(LoopbackServer):
                         ],
                         "usage": {
                             "prompt_tokens": prompt_tokens,
-                            "completion_tokens": len(text) // 4 + 1,
-                            "total_tokens": prompt_tokens + len(text) // 4 + 1,
+                            "completion_tokens": completion_tokens,
+                            "total_tokens": prompt_tokens + completion_tokens,
                         },
                     },
                 )

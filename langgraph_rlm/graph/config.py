@@ -58,6 +58,13 @@ class RLMSettings:
     sub_model: str | BaseChatModel = setting(
         DEFAULT_SUB_MODEL, "Model answering llm_query / llm_query_batched.", env="RLM_SUB_MODEL"
     )
+    depth_models: tuple[str, ...] = setting(
+        (),
+        "Root model of each depth, as litellm strings: entry i answers for the RLM at depth i (e.g. a "
+        "strong root, a cheaper child); depths past the list use --model.",
+        env="RLM_DEPTH_MODELS",
+        separator=",",
+    )
     allowed_models: tuple[str, ...] = setting(
         (),
         "Further litellm model strings llm_query(..., model=) may name, besides --model and "
@@ -102,6 +109,18 @@ class RLMSettings:
         1000,
         "Sub-model requests per question, over the whole rlm_query tree (a retry or a child RLM counts one).",
         env="RLM_MAX_SUB_CALLS",
+    )
+    max_tokens: int = setting(
+        0,
+        "Tokens (input and output) per question, over every model call of the whole rlm_query tree, "
+        "root steps included; 0 for no limit.",
+        env="RLM_MAX_TOKENS",
+    )
+    max_cost: float = setting(
+        0.0,
+        "Dollars per question over the whole tree, priced by litellm's table (a model it does not price "
+        "only counts tokens); 0 for no limit.",
+        env="RLM_MAX_COST",
     )
     max_time: float = setting(3600.0, "Wall-clock seconds per question.", env="RLM_MAX_TIME")
     max_depth: int = setting(
@@ -181,8 +200,12 @@ class RLMSettings:
 
     def model_names(self) -> set[str]:
         """The models a run's context or the REPL's `model=` may name: the operator's, nothing else."""
-        configured = (self.model, self.sub_model, *self.allowed_models)
+        configured = (self.model, self.sub_model, *self.depth_models, *self.allowed_models)
         return {model for model in configured if isinstance(model, str)}
+
+    def root_model(self) -> str | BaseChatModel:
+        """The root model of this RLM's depth."""
+        return self.depth_models[self.depth] if self.depth < len(self.depth_models) else self.model
 
     def __post_init__(self) -> None:
         """Fields left at their default take the `RLM_*` environment variable when it is set."""

@@ -21,6 +21,8 @@ MODELS = ("model", "sub_model")
 LIMITS = (
     "max_iterations",
     "max_sub_calls",
+    "max_tokens",
+    "max_cost",
     "max_time",
     "max_depth",
     "cell_timeout",
@@ -33,6 +35,7 @@ LIMITS = (
     "child_concurrency",
     "sub_call_retries",
 )
+NO_LIMIT_AT_ZERO = ("max_tokens", "max_cost")
 CHOICES = ("compact_threshold", "compact_turns", "cache_sub_calls")
 PER_RUN = (*MODELS, *LIMITS, *CHOICES)
 
@@ -107,6 +110,10 @@ def checked(key: str, value: Any, defaults: RLMSettings) -> Any:
         return float(value)
     floor = 1 if key in POSITIVE_SETTINGS else 0
     ceiling = getattr(defaults, key)
+    if key in NO_LIMIT_AT_ZERO:
+        if ceiling == 0 and value >= 0:
+            return kind(value)
+        floor = 1 if kind is int else 0.000001
     if not floor <= value <= ceiling:
         raise RunSettingsError(
             f"context key {key!r} must be between {floor} and the operator's {ceiling}, not {value}"

@@ -92,4 +92,5 @@ class RLMState:
     total_usage: Annotated[Usage, add_usage] = field(default_factory=dict)
     answer: str | None = None
     stop_reason: str | None = None
+    limit_hit: str | None = None
     remaining_steps: RemainingSteps = 25

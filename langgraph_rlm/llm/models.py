@@ -9,7 +9,7 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
-from langgraph_rlm.llm.usage import Usage, usage_of
+from langgraph_rlm.llm.usage import Usage, call_usage, usage_of
 
 LOCAL_SERVER_KEY = "no-key-needed"
 
@@ -47,25 +47,26 @@ def connection(model: str, api_base: str | None) -> dict[str, Any]:
     return {"api_base": api_base}
 
 
-async def ask(model: str | BaseChatModel, prompt: str, api_base: str | None) -> tuple[str, Usage]:
+async def ask(
+    model: str | BaseChatModel, prompt: str, api_base: str | None, depth: int, max_tokens: int | None = None
+) -> tuple[str, Usage]:
     """One prompt, one answer. A litellm string goes straight to litellm: for a batch of a hundred
     sub-calls the chat-model wrapper's overhead is a measurable share of the time. The provider
-    client's own retries are off: the sub_call_retries setting is the only retry loop."""
+    client's own retries are off: the sub_call_retries setting is the only retry loop. `max_tokens`
+    holds the answer to what the question's budget reserved for it (a chat model object is not held)."""
     if not isinstance(model, str):
         reply = await model.ainvoke(prompt)
-        return reply.text, usage_of(reply, model_name(model), "sub")
+        return reply.text, usage_of(reply, model_name(model), depth, "sub")
     litellm = await asyncio.to_thread(import_litellm)
     options = await asyncio.to_thread(connection, model, api_base)
+    if max_tokens is not None:
+        options = {**options, "max_tokens": max_tokens}
     messages = [{"role": "user", "content": prompt}]
     response = await litellm.acompletion(model=model, messages=messages, max_retries=0, **options)
     tokens = response.usage
-    cost = (getattr(response, "_hidden_params", None) or {}).get("response_cost") or 0.0
-    usage: Usage = {
-        "input_tokens": tokens.prompt_tokens if tokens else 0,
-        "output_tokens": tokens.completion_tokens if tokens else 0,
-        "cost": float(cost),
-        "sub_calls": 1,
-    }
+    usage = call_usage(
+        model, depth, "sub", tokens.prompt_tokens if tokens else 0, tokens.completion_tokens if tokens else 0
+    )
     return response.choices[0].message.content or "", usage
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 
+from langgraph_rlm.llm.budget import SubCallBudget
 from langgraph_rlm.llm.models import chat_model, model_name
 from langgraph_rlm.llm.retry import ModelCallError, named, with_retries
 from langgraph_rlm.llm.usage import Usage, usage_of
@@ -17,15 +19,33 @@ class ModelCallFailed(RuntimeError):
 
 
 async def call_root_model(
-    model: str | BaseChatModel, api_base: str | None, messages: list[BaseMessage], retries: int = 0
+    model: str | BaseChatModel,
+    api_base: str | None,
+    messages: list[BaseMessage],
+    retries: int = 0,
+    *,
+    budget: SubCallBudget,
+    depth: int,
 ) -> tuple[AIMessage, Usage]:
-    """One root call, tried again `retries` times after a transient failure. Building a litellm
-    model imports litellm, which blocks, so off the loop."""
+    """One root call, tried again `retries` times after a transient failure, reserved from the
+    question's budget first (LimitReached when it does not fit). Building a litellm model imports
+    litellm, which blocks, so off the loop."""
     llm = await asyncio.to_thread(chat_model, model, api_base)
+    name = model_name(llm)
+    reservation = await budget.reserve(name, sum(len(m.text) for m in messages), depth)
+    options: dict[str, Any] = {}
+    if isinstance(model, str) and reservation.output is not None:
+        options["max_tokens"] = reservation.output
+    usage: Usage | None = None
     try:
-        reply = await with_retries(lambda: llm.ainvoke(messages), retries=retries, model=named(model))
+        reply = await with_retries(
+            lambda: llm.ainvoke(messages, **options), retries=retries, model=named(model)
+        )
+        if not isinstance(reply, AIMessage):
+            raise ModelCallFailed(f"the root model returned {type(reply).__name__}, not a message")
+        usage = usage_of(reply, name, depth, "root")
     except ModelCallError as exc:
         raise ModelCallFailed(f"the root model call failed: {exc}") from exc
-    if not isinstance(reply, AIMessage):
-        raise ModelCallFailed(f"the root model returned {type(reply).__name__}, not a message")
-    return reply, usage_of(reply, model_name(llm), "root")
+    finally:
+        budget.settle(reservation, usage)
+    return reply, usage

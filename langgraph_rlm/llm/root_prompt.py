@@ -35,6 +35,16 @@ def describe(context: ContextRef) -> str:
     return f"- {context['name']}: str, {context['size']:,} bytes, {origin}; starts with: {preview!r}"
 
 
+def best_answer_chars(
+    contexts: list[ContextRef], messages: list[BaseMessage], settings: RLMSettings, coming: int
+) -> int:
+    """How long the root's best-answer prompt may grow once `coming` more characters of work
+    (a reply, a cell's output) join the conversation: the room the question's budget holds back."""
+    prompt = root_prompt(contexts, messages, settings)
+    note = render("best_answer", reason="x" * 100)
+    return sum(len(m.text) for m in prompt) + coming + len(note)
+
+
 def prompt_tokens(messages: list[BaseMessage]) -> int:
     return count_tokens_approximately(messages)
 
@@ -43,10 +53,11 @@ def context_window(settings: RLMSettings) -> int | None:
     """The root model's input window in tokens: the setting, else litellm's model info."""
     if settings.context_window > 0:
         return settings.context_window
-    if not isinstance(settings.model, str):
+    model = settings.root_model()
+    if not isinstance(model, str):
         return None
     try:
-        info = import_litellm().get_model_info(settings.model)
+        info = import_litellm().get_model_info(model)
     except Exception:
         return None
     return info.get("max_input_tokens") or info.get("max_tokens")

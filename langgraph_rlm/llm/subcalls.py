@@ -10,9 +10,9 @@ from langchain_core.language_models import BaseChatModel
 
 from langgraph_rlm.llm.budget import SubCallBudget, SubCallLimitReached
 from langgraph_rlm.llm.cache import SubCallCache
-from langgraph_rlm.llm.models import ask
+from langgraph_rlm.llm.models import ask, model_name
 from langgraph_rlm.llm.retry import named, with_retries
-from langgraph_rlm.llm.usage import Usage, add_usage
+from langgraph_rlm.llm.usage import Usage, add_usage, price_warnings
 
 ChildRunner = Callable[[str, str | None, SubCallBudget], Awaitable[tuple[str, Usage]]]
 TextLoader = Callable[[str], str]
@@ -38,6 +38,7 @@ class SubCallRouter:
         concurrency: int,
         retries: int,
         budget: SubCallBudget,
+        depth: int = 0,
         allowed_models: Iterable[str] = (),
         child_concurrency: int = 1,
         child: ChildRunner | None = None,
@@ -51,6 +52,7 @@ class SubCallRouter:
         self.children = asyncio.Semaphore(max(1, child_concurrency))
         self.retries = retries
         self.budget = budget
+        self.depth = depth
         self.allowed = frozenset(allowed_models) | ({model} if isinstance(model, str) else set())
         self.child = child
         self.load_text = load_text
@@ -61,10 +63,9 @@ class SubCallRouter:
 
     @property
     def usage(self) -> Usage:
-        """Tokens and cost of the answers, plus every call this step's subtree claimed (a child
-        that failed included)."""
-        claimed = self.budget.claimed
-        return add_usage(self.spent, {"sub_calls": claimed}) if claimed else dict(self.spent)
+        """Every call this step's subtree made, at every depth (a child that failed included),
+        plus what its children stored."""
+        return add_usage(self.budget.ledger, self.spent)
 
     def _target(self, model: object) -> str | BaseChatModel:
         """Only a name the operator allowed, exactly as written: a model string from the sandbox
@@ -82,24 +83,31 @@ class SubCallRouter:
         if self.cache is not None and (answer := await self.cache.answer(target, prompt)) is not None:
             self._answered_from_cache()
             return answer
-        self.budget.claim()
+        reservation = await self.budget.reserve(model_name(target), len(prompt), self.depth)
+        try:
+            self.budget.claim()
+        except SubCallLimitReached:
+            self.budget.settle(reservation, None)
+            raise
         self.started += 1
         number = self.started
+        usage: Usage | None = None
         async with self.semaphore:
             self.emit({"event": "subcall", "phase": "start", "n": number, "kind": "llm"})
             try:
                 text, usage = await with_retries(
-                    lambda: ask(target, prompt, self.api_base),
+                    lambda: ask(target, prompt, self.api_base, self.depth, reservation.output),
                     retries=self.retries,
                     model=named(target),
                     may_retry=self.budget.try_claim,
                 )
             finally:
+                self.budget.settle(reservation, usage)
                 self.emit({"event": "subcall", "phase": "end", "n": number, "kind": "llm"})
+        for warning in price_warnings(usage):
+            self.emit(warning)
         if self.cache is not None:
             await self.cache.keep(target, prompt, text, usage)
-        usage.pop("sub_calls", None)
-        self.spent = add_usage(self.spent, usage)
         return text
 
     def _answered_from_cache(self) -> None:
@@ -127,6 +135,5 @@ class SubCallRouter:
                 answer, usage = await self.child(prompt, context_sha, self.budget.branch())
             finally:
                 self.emit({"event": "subcall", "phase": "end", "n": number, "kind": "rlm"})
-        usage.pop("sub_calls", None)
-        self.spent = add_usage(self.spent, usage)
+        self.spent = add_usage(self.spent, {"stored_bytes": usage.get("stored_bytes", 0)})
         return answer

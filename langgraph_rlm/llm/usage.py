@@ -1,9 +1,21 @@
-"""Tokens, calls and dollars, summed over the root model and every sub-call."""
+"""Tokens, calls and dollars, summed over every call of every depth, and broken down by model.
+
+The flat totals are what limits and summaries read; `by_model` ("<depth>:<model>") says where they
+came from. A model litellm does not price has cost None there: unknown, never a silent $0.
+"""
 
 from __future__ import annotations
 
 from langchain_core.messages import AIMessage
 from typing_extensions import TypedDict
+
+
+class ModelUsage(TypedDict):
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    cost: float | None
+    cache_hits: int
 
 
 class Usage(TypedDict, total=False):
@@ -14,39 +26,96 @@ class Usage(TypedDict, total=False):
     sub_calls: int
     cache_hits: int
     stored_bytes: int
+    by_model: dict[str, ModelUsage]
 
 
 def add_usage(left: Usage | None, right: Usage | None) -> Usage:
-    """The reducer for usage in graph state: every field adds up."""
+    """The reducer for usage in graph state: every field adds up, `by_model` entry by entry."""
     total: Usage = dict(left or {})  # type: ignore[assignment]
     for key, value in (right or {}).items():
-        total[key] = total.get(key, 0) + value  # type: ignore[literal-required]
+        if key == "by_model":
+            total["by_model"] = merge_models(total.get("by_model", {}), value)  # type: ignore[arg-type]
+        else:
+            total[key] = total.get(key, 0) + value  # type: ignore[literal-required]
     return total
 
 
-def usage_of(message: AIMessage, model_name: str | None, kind: str) -> Usage:
-    tokens = message.usage_metadata or {}
-    input_tokens, output_tokens = tokens.get("input_tokens", 0), tokens.get("output_tokens", 0)
+def merge_models(left: dict[str, ModelUsage], right: dict[str, ModelUsage]) -> dict[str, ModelUsage]:
+    merged = dict(left)
+    for name, entry in right.items():
+        if name not in merged:
+            merged[name] = dict(entry)  # type: ignore[assignment]
+            continue
+        mine = merged[name]
+        cost = None if mine["cost"] is None or entry["cost"] is None else mine["cost"] + entry["cost"]
+        merged[name] = {
+            "calls": mine["calls"] + entry["calls"],
+            "input_tokens": mine["input_tokens"] + entry["input_tokens"],
+            "output_tokens": mine["output_tokens"] + entry["output_tokens"],
+            "cost": cost,
+            "cache_hits": mine["cache_hits"] + entry["cache_hits"],
+        }
+    return merged
+
+
+def call_usage(model: str | None, depth: int, kind: str, input_tokens: int, output_tokens: int) -> Usage:
+    """One model call: counted in the totals and under its depth and model."""
+    cost = price(model, input_tokens, output_tokens)
+    entry: ModelUsage = {
+        "calls": 1,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cost": cost,
+        "cache_hits": 0,
+    }
     usage: Usage = {
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
-        "cost": price(model_name, input_tokens, output_tokens),
+        "cost": cost or 0.0,
+        "by_model": {f"{depth}:{model or 'unnamed'}": entry},
     }
     usage["root_calls" if kind == "root" else "sub_calls"] = 1
     return usage
 
 
-def price(model_name: str | None, input_tokens: int, output_tokens: int) -> float:
-    """Dollars from litellm's price table; 0.0 for models it does not know."""
-    if not model_name or not (input_tokens or output_tokens):
-        return 0.0
+def usage_of(message: AIMessage, model: str | None, depth: int, kind: str) -> Usage:
+    tokens = message.usage_metadata or {}
+    return call_usage(model, depth, kind, tokens.get("input_tokens", 0), tokens.get("output_tokens", 0))
+
+
+def unit_prices(model: str | None) -> tuple[float, float] | None:
+    """Dollars per input and per output token from litellm's price table; None when it has no price."""
+    if not model:
+        return None
     from langgraph_rlm.llm.models import import_litellm
 
-    litellm = import_litellm()
     try:
-        prompt_cost, completion_cost = litellm.cost_per_token(
-            model=model_name, prompt_tokens=input_tokens, completion_tokens=output_tokens
+        prompt_cost, completion_cost = import_litellm().cost_per_token(
+            model=model, prompt_tokens=1, completion_tokens=1
         )
     except Exception:
-        return 0.0
-    return float(prompt_cost + completion_cost)
+        return None
+    return float(prompt_cost), float(completion_cost)
+
+
+def price(model: str | None, input_tokens: int, output_tokens: int) -> float | None:
+    prices = unit_prices(model)
+    if prices is None:
+        return None
+    return prices[0] * input_tokens + prices[1] * output_tokens
+
+
+def unpriced(usage: Usage) -> list[str]:
+    """The models of this usage whose cost is unknown."""
+    models = usage.get("by_model", {})
+    return sorted({key.split(":", 1)[1] for key, entry in models.items() if entry["cost"] is None})
+
+
+_warned: set[str] = set()
+
+
+def price_warnings(usage: Usage | None) -> list[dict[str, str]]:
+    """Stream events for the unpriced models of this usage not yet warned about in this process."""
+    fresh = [name for name in unpriced(usage or {}) if name not in _warned]
+    _warned.update(fresh)
+    return [{"event": "warning", "message": f"litellm has no price for {m}: cost unknown"} for m in fresh]

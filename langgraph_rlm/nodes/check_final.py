@@ -50,6 +50,14 @@ def reached_limit(state: RLMState, settings: RLMSettings) -> str | None:
     shared = inherited_budget()
     if state.usage.get("sub_calls", 0) >= settings.max_sub_calls or (shared is not None and shared.left <= 0):
         return f"max_sub_calls ({settings.max_sub_calls} sub-model calls)"
+    hit = state.limit_hit or (shared.reached if shared is not None else None)
+    if hit:
+        return hit
+    tokens = state.usage.get("input_tokens", 0) + state.usage.get("output_tokens", 0)
+    if 0 < settings.max_tokens <= tokens:
+        return f"max_tokens ({settings.max_tokens} tokens, reached at depth {settings.depth})"
+    if 0 < settings.max_cost <= state.usage.get("cost", 0.0):
+        return f"max_cost (${settings.max_cost:g}, reached at depth {settings.depth})"
     if time.time() - state.started_at >= settings.max_time:
         return f"max_time ({settings.max_time:g} seconds)"
     return None

@@ -17,9 +17,10 @@ from langgraph.types import Command
 from langgraph_rlm.graph.config import RLMSettings
 from langgraph_rlm.graph.resources import end_of_run
 from langgraph_rlm.graph.state import RLMState, Turn
+from langgraph_rlm.llm.budget import LimitReached, question_budget
 from langgraph_rlm.llm.replies import clip
 from langgraph_rlm.llm.root import ModelCallFailed, call_root_model
-from langgraph_rlm.llm.root_prompt import compaction_budget
+from langgraph_rlm.llm.root_prompt import best_answer_chars, compaction_budget
 from langgraph_rlm.prompts import render
 
 SUMMARY_WORDS = 250
@@ -43,7 +44,7 @@ async def finish_turn(state: RLMState, runtime: Runtime[RLMSettings]) -> dict:
     turn = state.messages[state.turn_start :]
     if not runtime.context.compact_turns or len(turn) <= 2:
         return finished
-    summary = await summarise("compact_turn", turn[1:], state.query, runtime)
+    summary = await summarise("compact_turn", turn[1:], state, runtime)
     if summary is None:
         return finished
     text, usage = summary
@@ -60,7 +61,7 @@ async def compact_working(state: RLMState, runtime: Runtime[RLMSettings]) -> dic
     """Older steps become one summary; the last step's code and output stay verbatim."""
     work = state.messages[state.turn_start + 1 :]
     last_code, last_output = work[-2], work[-1]
-    summary = await summarise("compact_working", work[:-2], state.query, runtime)
+    summary = await summarise("compact_working", work[:-2], state, runtime)
     if summary is None:
         return {}
     text, usage = summary
@@ -76,17 +77,25 @@ async def compact_working(state: RLMState, runtime: Runtime[RLMSettings]) -> dic
 
 
 async def summarise(
-    prompt: str, messages: list[AnyMessage], question: str, runtime: Runtime[RLMSettings]
+    prompt: str, messages: list[AnyMessage], state: RLMState, runtime: Runtime[RLMSettings]
 ) -> tuple[str, dict] | None:
-    """The summary and its usage; None (the messages stay as they are) when the call fails."""
+    """The summary and its usage; None (the messages stay as they are) when the call fails or
+    the question's budget cannot afford it."""
     settings = runtime.context
     budget = await compaction_budget(settings)
     room = min(WORK_CHARS, budget * CHARS_PER_TOKEN // 2) if budget else WORK_CHARS
     work = clip("\n\n".join(f"[{m.type}] {clip(m.text, MESSAGE_CHARS)}" for m in messages), room)
-    request = render(prompt, question=question, work=work, max_words=SUMMARY_WORDS)
+    request = render(prompt, question=state.query, work=work, max_words=SUMMARY_WORDS)
+    held = None if state.answer else best_answer_chars(state.contexts, state.messages, settings, 0)
     try:
-        reply, usage = await call_root_model(settings.model, settings.api_base, [HumanMessage(request)])
-    except ModelCallFailed as exc:
+        reply, usage = await call_root_model(
+            settings.root_model(),
+            settings.api_base,
+            [HumanMessage(request)],
+            budget=question_budget(settings, state.usage, held),
+            depth=settings.depth,
+        )
+    except (ModelCallFailed, LimitReached) as exc:
         runtime.stream_writer({"event": "warning", "message": f"kept the messages uncompacted: {exc}"})
         return None
     return reply.text, usage

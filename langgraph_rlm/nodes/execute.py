@@ -10,8 +10,9 @@ from langgraph.runtime import Runtime
 from langgraph_rlm.graph.config import RLMSettings
 from langgraph_rlm.graph.resources import resources_for
 from langgraph_rlm.graph.state import RLMState
-from langgraph_rlm.llm.budget import SubCallBudget, inherited_budget
+from langgraph_rlm.llm.budget import question_budget
 from langgraph_rlm.llm.recursion import child_runner
+from langgraph_rlm.llm.root_prompt import best_answer_chars
 from langgraph_rlm.llm.subcalls import SubCallRouter
 from langgraph_rlm.llm.usage import add_usage
 from langgraph_rlm.prompts import render
@@ -28,7 +29,14 @@ async def execute(state: RLMState, runtime: Runtime[RLMSettings]) -> dict:
         api_base=settings.api_base,
         concurrency=settings.batch_concurrency,
         retries=settings.sub_call_retries,
-        budget=question_budget(state, settings),
+        budget=question_budget(
+            settings,
+            state.usage,
+            best_answer_chars(
+                state.contexts, state.messages, settings, settings.output_limit * len(state.pending_code)
+            ),
+        ),
+        depth=settings.depth,
         allowed_models=settings.model_names(),
         child_concurrency=settings.child_concurrency,
         child=child_runner(settings, state.session, resources),
@@ -71,18 +79,11 @@ async def execute(state: RLMState, runtime: Runtime[RLMSettings]) -> dict:
         "messages": [HumanMessage(step_report(results))],
         "repl": {"snapshot": last.snapshot, "variables": last.variables, "sandbox": session.sandbox_id},
         "answer": last.final,
+        "limit_hit": router.budget.reached,
         "pending_code": [],
         "usage": (usage := add_usage(router.usage, {"stored_bytes": stored})),
         "total_usage": usage,
     }
-
-
-def question_budget(state: RLMState, settings: RLMSettings) -> SubCallBudget:
-    """A child RLM draws from its parent's budget; the root's is what its question has left."""
-    inherited = inherited_budget()
-    if inherited is not None:
-        return inherited.branch()
-    return SubCallBudget(settings.max_sub_calls - state.usage.get("sub_calls", 0))
 
 
 def step_report(results: list[CellResult]) -> str:

@@ -40,6 +40,7 @@ async def start_turn(state: RLMState, config: RunnableConfig, runtime: Runtime[R
         "usage": Overwrite({}),
         "answer": None,
         "stop_reason": None,
+        "limit_hit": None,
         "pending_code": [],
     }
 

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 
 from langgraph_rlm.graph.config import RLMSettings, parse_setting
@@ -31,3 +33,15 @@ def test_bad_values_say_which_variable(name, raw):
 def test_allowed_models_split_on_commas_so_model_tags_keep_their_colons(monkeypatch):
     monkeypatch.setenv("RLM_ALLOWED_MODELS", "ollama/qwen3:8b, openai/gpt-5-nano")
     assert RLMSettings().allowed_models == ("ollama/qwen3:8b", "openai/gpt-5-nano")
+
+
+def test_depth_models_route_each_depth_and_join_the_allow_list(monkeypatch):
+    monkeypatch.setenv("RLM_DEPTH_MODELS", "openai/strong, ollama/qwen3:8b")
+    settings = RLMSettings(model="openai/root")
+    assert settings.depth_models == ("openai/strong", "ollama/qwen3:8b")
+    assert [replace(settings, depth=d).root_model() for d in range(3)] == [
+        "openai/strong",
+        "ollama/qwen3:8b",
+        "openai/root",
+    ]
+    assert {"openai/strong", "ollama/qwen3:8b"} <= settings.model_names()

@@ -36,6 +36,7 @@ def test_a_partial_context_merges_over_the_operators_settings():
         ({"docker_image": "evil"}, ["docker_image", "deployment"]),
         ({"e2b_workdir": "/"}, ["e2b_workdir", "deployment"]),
         ({"path_contexts": True}, ["path_contexts", "deployment"]),
+        ({"depth_models": ["openai/x"]}, ["depth_models", "deployment"]),
         ({"max_iterations": 11}, ["max_iterations", "operator's 10"]),
         ({"memory_limit": 0}, ["memory_limit", "between 1"]),
         ({"max_iterations": "3"}, ["max_iterations", "number"]),
@@ -71,3 +72,12 @@ def test_the_published_context_schema_holds_only_per_run_settings_with_descripti
     assert set(schema["properties"]) == set(PER_RUN)
     assert all(prop.get("description") for prop in schema["properties"].values())
     assert schema["properties"]["model"]["type"] == "string"
+
+
+def test_a_run_may_set_a_token_or_dollar_limit_but_never_lift_the_operators():
+    assert settings_for_run(OPERATOR, {"max_tokens": 5000, "max_cost": 0.5}).max_tokens == 5000
+    limited = RLMSettings(max_tokens=10_000, max_cost=1.0)
+    assert settings_for_run(limited, {"max_tokens": 5000}).max_tokens == 5000
+    for context in ({"max_tokens": 0}, {"max_tokens": 20_000}, {"max_cost": 0}, {"max_cost": 2.0}):
+        with pytest.raises(RunSettingsError, match="operator's"):
+            settings_for_run(limited, context)
