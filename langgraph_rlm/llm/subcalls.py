@@ -64,7 +64,7 @@ class SubCallRouter:
     @property
     def usage(self) -> Usage:
         """Every call this step's subtree made, at every depth (a child that failed included),
-        plus what its children stored."""
+        plus what its children stored and answered from the cache."""
         return add_usage(self.budget.ledger, self.spent)
 
     def _target(self, model: object) -> str | BaseChatModel:
@@ -135,5 +135,6 @@ class SubCallRouter:
                 answer, usage = await self.child(prompt, context_sha, self.budget.branch())
             finally:
                 self.emit({"event": "subcall", "phase": "end", "n": number, "kind": "rlm"})
-        self.spent = add_usage(self.spent, {"stored_bytes": usage.get("stored_bytes", 0)})
+        carried = {key: usage[key] for key in ("stored_bytes", "cache_hits") if key in usage}
+        self.spent = add_usage(self.spent, carried)  # type: ignore[arg-type]
         return answer
