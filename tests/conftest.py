@@ -226,7 +226,7 @@ def containers_of(pid: int) -> list:
     from langgraph_rlm.sandboxes.docker import LABEL
 
     owner = f"{LABEL}.host={socket.gethostname()}:{pid}"
-    return docker.from_env().containers.list(all=True, filters={"label": owner})
+    return docker.from_env().api.containers(all=True, filters={"label": owner})
 
 
 POSTGRES_ADMIN = os.environ.get("RLM_TEST_POSTGRES", "postgresql://postgres:rlm@127.0.0.1:5432/postgres")

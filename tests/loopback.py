@@ -23,11 +23,18 @@ class QuietHandler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
+class BacklogServer(ThreadingHTTPServer):
+    """A batch of sub-calls connects all at once; the default backlog of 5 resets some of them on
+    a loaded machine."""
+
+    request_queue_size = 256
+
+
 class LoopbackServer:
     """Serves `handler` on 127.0.0.1 from a background thread while used as a context manager."""
 
     def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd = BacklogServer(("127.0.0.1", 0), handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 

@@ -57,13 +57,15 @@ def host_label() -> str:
 
 
 def remove_orphans(client: Any) -> None:
-    """Containers left by a host process of this machine that no longer runs."""
+    """Containers left by a host process of this machine that no longer runs. The listing is the
+    engine's summary, not an inspection of each container: another process's container may go
+    between the two, and that must not stop this sandbox from starting."""
     hostname = socket.gethostname()
-    for container in client.containers.list(all=True, filters={"label": LABEL}):
-        owner_host, _, owner_pid = container.labels.get(f"{LABEL}.host", "").rpartition(":")
+    for container in client.api.containers(all=True, filters={"label": LABEL}):
+        owner_host, _, owner_pid = (container.get("Labels") or {}).get(f"{LABEL}.host", "").rpartition(":")
         if owner_host == hostname and owner_pid.isdigit() and not os.path.exists(f"/proc/{owner_pid}"):
             with contextlib.suppress(Exception):
-                container.remove(force=True)
+                client.api.remove_container(container["Id"], force=True)
 
 
 class DockerSandbox:

@@ -38,6 +38,7 @@ FORGET_WORKER = (
 """A kill is a no-op in E2B's debug mode (a local server keeps its one kernel): a worker that was
 refused or died must still not be reused, whatever its code changed in it."""
 FORGET_TIMEOUT = 5.0
+DELIVERY_ATTEMPTS = 3
 
 
 def debug_mode() -> bool:
@@ -115,9 +116,20 @@ class E2BChannel:
         """An answer is a file the worker waits for; its payload, if any, is uploaded first."""
         base = f"{self.workdir}/replies/{frame['id']}"
         if payload is not None:
-            await self.sandbox.files.write(base + ".blob", io.BytesIO(payload))
+            await self._write(base + ".blob", payload)
             message = {**message, "file": base + ".blob"}
-        await self.sandbox.files.write(base + ".json", json.dumps(message).encode())
+        await self._write(base + ".json", json.dumps(message).encode())
+
+    async def _write(self, path: str, data: bytes) -> None:
+        """A connection dropped on the way must not lose an answer the worker is waiting for."""
+        for attempt in range(DELIVERY_ATTEMPTS):
+            try:
+                await self.sandbox.files.write(path, io.BytesIO(data))
+                return
+            except Exception:
+                if attempt == DELIVERY_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(0.2 * 2**attempt)
 
 
 class E2BSandbox:

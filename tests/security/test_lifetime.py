@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import containers_of, need_bwrap
+from tests.conftest import TEST_IMAGE, containers_of, need_bwrap, need_docker
 
 HOST = """
 import asyncio, sys
@@ -113,3 +114,28 @@ def test_a_container_orphaned_by_a_killed_host_is_removed(tmp_path):
         assert containers_of(host.pid) == []
     finally:
         host.kill()
+
+
+def test_a_container_that_goes_while_orphans_are_collected_does_not_stop_a_start():
+    """Another process's container may be removed between the listing and anything done with it."""
+    need_docker()
+    import docker
+
+    from langgraph_rlm.sandboxes.docker import LABEL, remove_orphans
+
+    client = docker.from_env()
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    labels = {LABEL: "worker", f"{LABEL}.host": f"{socket.gethostname()}:{ended.pid}"}
+    gone = client.containers.create(TEST_IMAGE, ["true"], labels=labels)
+    listing = client.api.containers(all=True, filters={"label": LABEL})
+    gone.remove(force=True)
+
+    class ListedBeforeTheRemoval:
+        def __getattr__(self, name: str):
+            return getattr(client.api, name)
+
+        def containers(self, **filters):
+            return listing
+
+    remove_orphans(type("Client", (), {"api": ListedBeforeTheRemoval()})())
