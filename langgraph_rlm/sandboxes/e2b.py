@@ -31,12 +31,10 @@ def worker_files(workdir: str) -> list[tuple[str, io.BytesIO]]:
     return [(target, io.BytesIO(path.read_bytes())) for target, path in files]
 
 
-FORGET_WORKER = (
-    "import sys\nglobals().pop('_rlm', None)\nfor _name in ('repl_worker', 'protocol'):\n"
-    "    sys.modules.pop(_name, None)"
-)
-"""A kill is a no-op in E2B's debug mode (a local server keeps its one kernel): a worker that was
-refused or died must still not be reused, whatever its code changed in it."""
+FORGET_WORKER = "import os\nos._exit(0)"
+"""A kill is a no-op in E2B's debug mode (a local server keeps its one kernel): ending the kernel
+makes the server start a fresh one, so a worker that was refused or died is never reused, and
+leaves no thread of its own behind."""
 FORGET_TIMEOUT = 5.0
 DELIVERY_ATTEMPTS = 3
 
