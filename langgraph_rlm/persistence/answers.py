@@ -65,7 +65,7 @@ class SqliteAnswerStore:
 
 
 def open_answer_store(db: str | None, state_dir: Path) -> AnswerStore:
-    """Where the thread's blobs are: PostgreSQL when a database URL is set, else the state dir."""
+    """Beside the thread's blobs: PostgreSQL when a database URL is set, else the state dir."""
     if db:
         from langgraph_rlm.persistence.postgres_answers import PostgresAnswerStore
 
