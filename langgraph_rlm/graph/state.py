@@ -14,6 +14,7 @@ from pydantic import Field
 from typing_extensions import TypedDict
 
 from langgraph_rlm.llm.usage import Usage, add_usage
+from langgraph_rlm.persistence.arrivals import arrival
 
 
 def add_message_batches(messages: list[AnyMessage], batches: list[Any]) -> list[AnyMessage]:
@@ -44,8 +45,9 @@ class ReplRef(TypedDict):
 
 
 def add_contexts(left: list[ContextRef | str], right: list[ContextRef | str]) -> list[ContextRef | str]:
-    """New contexts (paths or text from the input) queue up behind the ones already stored."""
-    return [*(left or []), *(right or [])]
+    """New contexts (paths, or references to text from the input) queue up behind the ones
+    already stored."""
+    return [*(left or []), *map(arrival, right or [])]
 
 
 class Turn(TypedDict):
