@@ -155,6 +155,23 @@ async def test_turn_compaction_keeps_question_and_exact_answer(tmp_path):
     assert "summary" in messages[1].content
 
 
+async def test_clients_streaming_messages_see_each_question_once_and_no_summary(tmp_path):
+    root = ScriptedChatModel(respond=steps("```repl\nx = 1\n```", "```repl\nFINAL(x)\n```"))
+    graph = compile_graph(root, tmp_path)
+    streamed = []
+    for question in ("first question", "second question"):
+        async for message, _ in graph.astream({"query": question}, config(), stream_mode="messages"):
+            streamed.append(message)
+    assert streamed and not any(m.content == "summary" for m in streamed), "the summariser's own reply"
+    assert [m.content for m in streamed if m.type == "human"].count("first question") <= 1
+    state = (await graph.aget_state(config())).values["messages"]
+    humans = [m for m in state if m.type == "human"]
+    assert [m.content for m in humans] == ["first question", "second question"]
+    history = [s async for s in graph.aget_state_history(config())]
+    asked = [m.id for s in history for m in s.values.get("messages", []) if m.content == "first question"]
+    assert len(set(asked)) == 1, "the question kept one id through its turn's compaction"
+
+
 async def test_a_failed_summary_keeps_the_turn(tmp_path):
     def respond(messages):
         if messages[0].type != "system":
