@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from langchain_core.messages import HumanMessage
 from langgraph.runtime import Runtime
 
@@ -44,7 +42,7 @@ async def execute(state: RLMState, runtime: Runtime[RLMSettings]) -> dict:
         emit=emit,
         cache=resources.sub_call_cache(settings, state.session),
     )
-    timeout = min(settings.cell_timeout, max(1.0, settings.max_time - (time.time() - state.started_at)))
+    timeout = min(settings.cell_timeout, max(1.0, settings.max_time - state.active_seconds))
     session = await resources.session(state.session, settings, state.contexts, state.repl.get("sandbox"))
     results: list[CellResult] = []
     quota = (settings.max_stored_mb << 20) - state.usage.get("stored_bytes", 0)

@@ -39,6 +39,7 @@ async def start_turn(state: RLMState, config: RunnableConfig, runtime: Runtime[R
         "turn_start": len(state.messages),
         "iteration": 0,
         "started_at": time.time(),
+        "active_seconds": Overwrite(0.0),
         "usage": Overwrite({}),
         "answer": None,
         "stop_reason": None,
