@@ -168,7 +168,7 @@ def child_html(number: int, call: CallRecord) -> str:
 
 def cost_of(call: CallRecord) -> str:
     cost = call.get("cost")
-    return "unknown" if cost is None else f"${cost:.4f}"
+    return "unknown" if cost is None else f"${cost:.6f}"
 
 
 def timeline_html(steps: list[StepRecord], total: float) -> str:

@@ -16,6 +16,7 @@ from typing_extensions import TypedDict
 
 from langgraph_rlm.graph.config import RLMSettings
 from langgraph_rlm.llm.usage import Usage
+from langgraph_rlm.threads import has_threads, open_thread_graph, thread_config
 from langgraph_rlm.trajectory.records import StepLog, StepRecord
 
 
@@ -38,8 +39,6 @@ class Trajectory(TypedDict):
 
 async def read_trajectory(settings: RLMSettings, thread: str) -> Trajectory | None:
     """None when there is no such thread."""
-    from langgraph_rlm.threads import has_threads, open_thread_graph, thread_config
-
     if not has_threads(settings):
         return None
     async with open_thread_graph(settings) as graph:
