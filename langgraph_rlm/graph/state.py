@@ -8,6 +8,7 @@ from typing import Annotated, Any, NotRequired
 
 from langchain_core.messages import AnyMessage
 from langgraph.channels.delta import DeltaChannel
+from langgraph.channels.ephemeral_value import EphemeralValue
 from langgraph.graph.message import add_messages
 from langgraph.managed import RemainingSteps
 from pydantic import Field
@@ -15,6 +16,7 @@ from typing_extensions import TypedDict
 
 from langgraph_rlm.llm.usage import Usage, add_usage
 from langgraph_rlm.persistence.arrivals import arrival
+from langgraph_rlm.trajectory.records import SubCalls
 
 
 def add_message_batches(messages: list[AnyMessage], batches: list[Any]) -> list[AnyMessage]:
@@ -96,4 +98,6 @@ class RLMState:
     answer: str | None = None
     stop_reason: str | None = None
     limit_hit: str | None = None
+    subcalls: Annotated[SubCalls | None, EphemeralValue(dict)] = None
+    """The last step's sub-calls for `rlm trace`: stored with that step alone, gone the step after."""
     remaining_steps: RemainingSteps = 25

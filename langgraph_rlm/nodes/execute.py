@@ -78,6 +78,7 @@ async def execute(state: RLMState, runtime: Runtime[RLMSettings]) -> dict:
         "repl": {"snapshot": last.snapshot, "variables": last.variables, "sandbox": session.sandbox_id},
         "answer": last.final,
         "limit_hit": router.budget.reached,
+        "subcalls": router.log.written(),
         "pending_code": [],
         "usage": (usage := add_usage(router.usage, {"stored_bytes": stored})),
         "total_usage": usage,
