@@ -21,6 +21,7 @@ POSITIVE_SETTINGS = (
     "cpus",
     "output_limit",
     "batch_concurrency",
+    "max_sandboxes",
     "child_concurrency",
     "max_time",
 )
@@ -200,6 +201,11 @@ class RLMSettings:
     )
     sandbox_idle_timeout: float = setting(
         600.0, "Seconds an unused sandbox stays alive before it is closed.", env="RLM_SANDBOX_IDLE_TIMEOUT"
+    )
+    max_sandboxes: int = setting(
+        16,
+        "Live sandboxes the process keeps (the longest idle close first; a busy one never does).",
+        env="RLM_MAX_SANDBOXES",
     )
     depth: int = setting(0, "Recursion depth of this RLM (0 for the root).", env="RLM_DEPTH", flag=False)
 

@@ -71,7 +71,8 @@ async def resources_for(settings: RLMSettings) -> Resources:
     if key not in per_loop:
         blobs = await asyncio.to_thread(open_blob_store, settings.db, Path(settings.state_dir))
         answers = await asyncio.to_thread(open_answer_store, settings.db, Path(settings.state_dir))
-        per_loop.setdefault(key, Resources(blobs, SandboxPool(settings.sandbox_idle_timeout), answers))
+        pool = SandboxPool(settings.sandbox_idle_timeout, settings.max_sandboxes, scope=key)
+        per_loop.setdefault(key, Resources(blobs, pool, answers))
     return per_loop[key]
 
 
