@@ -410,6 +410,7 @@ def show_status(thread: str, values: dict[str, Any]) -> None:
         size = "" if row["size"] is None else f"{row['size']:,}"
         variables.add_row(*map(literal, (row["name"], row["type"], size)))
     stdout.print(variables)
+    stdout.print(usage_table(values.get("total_usage", {})))
     snapshot = values.get("repl", {}).get("snapshot")
     stored = f"{values.get('snapshot_bytes', 0):,} bytes beyond the contexts"
     for line in (
@@ -419,6 +420,20 @@ def show_status(thread: str, values: dict[str, Any]) -> None:
         f"REPL snapshot: {snapshot[:16]} ({stored})" if snapshot else "REPL snapshot: (none yet)",
     ):
         stdout.print(literal(line))
+
+
+def usage_table(usage: dict[str, Any]) -> Table:
+    """The thread's usage by depth and model; cost is unknown, not $0, for a model litellm does
+    not price."""
+    table = Table("depth", "model", "calls", "tokens in", "tokens out", "cost", "cache hits")
+    table.title, table.title_justify = "usage by depth and model (whole thread)", "left"
+    table.columns[1].overflow = "fold"
+    for key, entry in sorted(usage.get("by_model", {}).items()):
+        depth, model = key.split(":", 1)
+        cost = "unknown" if entry["cost"] is None else f"${entry['cost']:.4f}"
+        numbers = (entry["calls"], entry["input_tokens"], entry["output_tokens"])
+        table.add_row(depth, literal(model), *(f"{n:,}" for n in numbers), cost, f"{entry['cache_hits']:,}")
+    return table
 
 
 def where(settings: RLMSettings) -> str:

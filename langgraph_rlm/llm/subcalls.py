@@ -13,7 +13,7 @@ from langgraph_rlm.llm.budget import SubCallBudget, SubCallLimitReached
 from langgraph_rlm.llm.cache import SubCallCache
 from langgraph_rlm.llm.models import ask, model_name
 from langgraph_rlm.llm.retry import named, with_retries
-from langgraph_rlm.llm.usage import Usage, add_usage, price_warnings
+from langgraph_rlm.llm.usage import Usage, add_usage, cache_hit, hits_of, price_warnings
 from langgraph_rlm.trajectory.records import CallLog, CallRecord, StepRecord
 
 
@@ -98,7 +98,7 @@ class SubCallRouter:
         record["prompt"] = prompt
         started = time.monotonic()
         if self.cache is not None and (answer := await self.cache.answer(target, prompt)) is not None:
-            self._answered_from_cache()
+            self._answered_from_cache(target)
             self.log.keep({**record, "cached": True, "answer": answer}, started)
             return answer
         reservation = await self.budget.reserve(model_name(target), len(prompt), self.depth)
@@ -134,13 +134,13 @@ class SubCallRouter:
             await self.cache.keep(target, prompt, text, usage)
         return text
 
-    def _answered_from_cache(self) -> None:
+    def _answered_from_cache(self, target: str | BaseChatModel) -> None:
         """A hit makes no request and claims no budget; it shows in usage and in the stream."""
         self.started += 1
         event = {"event": "subcall", "n": self.started, "kind": "llm", "cached": True}
         self.emit({**event, "phase": "start"})
         self.emit({**event, "phase": "end"})
-        self.spent = add_usage(self.spent, {"cache_hits": 1})
+        self.spent = add_usage(self.spent, cache_hit(model_name(target), self.depth))
 
     async def rlm_query(self, prompt: str, context_sha: str | None) -> str:
         """A child RLM when recursion is allowed here; otherwise one sub-model call. A child claims
@@ -166,8 +166,8 @@ class SubCallRouter:
                 self.emit({"event": "subcall", "phase": "end", "n": number, "kind": "rlm"})
         child: CallRecord = {"model": run.model, "answer": run.answer, "stop_reason": run.stop_reason}
         self.log.keep({**record, **child, "steps": run.steps}, started, run.usage)
-        carried = {key: run.usage[key] for key in ("stored_bytes", "cache_hits") if key in run.usage}
-        self.spent = add_usage(self.spent, carried)  # type: ignore[arg-type]
+        stored: Usage = {"stored_bytes": run.usage["stored_bytes"]} if "stored_bytes" in run.usage else {}
+        self.spent = add_usage(self.spent, add_usage(stored, hits_of(run.usage)))
         return run.answer
 
 

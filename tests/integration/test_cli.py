@@ -135,6 +135,9 @@ def test_init_then_status_then_run(tmp_path):
     assert re.search(r"n\s+│\s+int", status.stdout)
     assert "how long is it?" in status.stdout
     assert "2 root calls" in status.stdout or "3 root calls" in status.stdout
+    by_model = re.search(r"│ 0\s+│ openai/\S*\s+│ (\d+)\s+│ [\d,]+\s+│ [\d,]+\s+│ (\S+)", status.stdout)
+    assert by_model, status.stdout
+    assert int(by_model[1]) == len(server.log) and by_model[2] == "unknown"
 
 
 def test_chat_answers_each_line_and_keeps_the_thread(tmp_path):

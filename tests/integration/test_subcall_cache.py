@@ -122,6 +122,8 @@ async def test_replaying_or_forking_a_checkpoint_repeats_no_sub_call(tmp_path, d
             replayed = await graph.ainvoke(None, start.config)
             assert replayed["answer"] == first["answer"]
             assert replayed["usage"]["cache_hits"] == 3 and "sub_calls" not in replayed["usage"]
+            hit = {"calls": 0, "input_tokens": 0, "output_tokens": 0, "cost": 0.0, "cache_hits": 3}
+            assert replayed["usage"]["by_model"]["0:openai/sub"] == hit
 
             forked = await graph.aupdate_state(
                 (await checkpoint_before_step(graph, config, 1)).config,
@@ -189,3 +191,6 @@ async def test_a_replayed_rlm_query_tree_reuses_its_childs_answers(tmp_path):
         replayed = await graph.ainvoke(None, (await checkpoint_before_step(graph, config, 0)).config)
     assert replayed["answer"] == "DEEP" and len(server.log) == 1
     assert replayed["usage"]["cache_hits"] == 1
+    assert [
+        e["cache_hits"] for k, e in replayed["usage"]["by_model"].items() if k.endswith("openai/sub")
+    ] == [1]
