@@ -12,10 +12,12 @@ from pydantic import Field
 
 
 class ScriptedChatModel(BaseChatModel):
-    """Answers with `respond(messages)`; records every prompt it was sent."""
+    """Answers with `respond(messages)`; records every prompt it was sent and the output limit
+    asked for, which it keeps to as a provider would (four characters a token)."""
 
     respond: Callable[[list[BaseMessage]], str]
     calls: list[list[BaseMessage]] = Field(default_factory=list)
+    limits: list[int | None] = Field(default_factory=list)
 
     @property
     def _llm_type(self) -> str:
@@ -25,7 +27,10 @@ class ScriptedChatModel(BaseChatModel):
         self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
     ) -> ChatResult:
         self.calls.append(messages)
+        self.limits.append(kw.get("max_tokens"))
         text = self.respond(messages)
+        if kw.get("max_tokens") is not None:
+            text = text[: kw["max_tokens"] * 4]
         tokens = sum(len(str(m.content)) for m in messages) // 4
         usage = {
             "input_tokens": tokens,

@@ -38,7 +38,7 @@ async def call_root_model(
     name = model_name(llm)
     reservation = await budget.reserve(name, sum(len(m.text) for m in messages), depth)
     options: dict[str, Any] = {}
-    if isinstance(model, str) and reservation.output is not None:
+    if reservation.output is not None:
         options["max_tokens"] = reservation.output
     config: RunnableConfig = {"tags": [TAG_NOSTREAM]} if internal else {}
     usage: Usage | None = None

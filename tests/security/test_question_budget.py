@@ -13,6 +13,7 @@ from langgraph_rlm import build_rlm_graph, close_sandboxes
 from langgraph_rlm.llm.models import import_litellm
 from tests.conftest import need_backend
 from tests.openai_server import ScriptedOpenAIServer, is_root_call, root_step
+from tests.scripted_models import ScriptedChatModel
 from tests.security.test_subcall_budget import FINISH, question_of
 
 PRICED = "openai/gpt-4o-mini"
@@ -126,3 +127,17 @@ async def test_the_tree_without_limits_spends_more_than_the_limits_above(tmp_pat
     assert tokens_served(server) > 15_000 and dollars_served(server) > 0.003
     assert sum(1 for entry in server.log if entry["messages"][0]["content"].startswith("sub of")) > 30
     assert not any(entry["max_tokens"] for entry in server.log)
+
+
+async def test_max_tokens_holds_for_langchain_chat_model_objects_too(tmp_path):
+    roles = {"system": "system", "human": "user", "ai": "assistant"}
+    model = ScriptedChatModel(
+        respond=lambda messages: deep_tree([{"role": roles[m.type], "content": m.content} for m in messages])
+    )
+    limit = 15_000
+    with ScriptedOpenAIServer(deep_tree) as server:
+        result = await run_deep_tree(server, tmp_path, model, max_tokens=limit)
+    assert not server.log and len(model.limits) > 10
+    assert all(limit is not None for limit in model.limits), "every call was given its output allowance"
+    assert 0.5 * limit < result["usage"]["input_tokens"] + result["usage"]["output_tokens"] <= limit
+    assert result["stop_reason"].startswith(f"max_tokens ({limit} tokens, reached at depth ")
