@@ -89,6 +89,7 @@ class RLMState:
     turn_start: int = 0
     started_at: float = 0.0
     code_at: float = 0.0
+    approve_code: bool = False
     usage: Annotated[Usage, add_usage] = field(default_factory=dict)
     total_usage: Annotated[Usage, add_usage] = field(default_factory=dict)
     answer: str | None = None

@@ -24,10 +24,10 @@ async def execute(state: RLMState, runtime: Runtime[RLMSettings]) -> dict:
     settings, emit = runtime.context, runtime.stream_writer
     if not state.pending_code:
         return {} if state.stop_reason else {"messages": [HumanMessage(render("no_code"))]}
-    reviewed = (
-        review(state.pending_code, state.iteration) if settings.approve_code else Reviewed(state.pending_code)
-    )
-    started_at = state.started_at + paused_for_review(state, settings)
+    reviewing = settings.approve_code or state.approve_code
+    # max_time counts the work, not the wait for a person: the turn's clock moves on by the pause.
+    reviewed = review(state.pending_code, state.iteration) if reviewing else Reviewed(state.pending_code)
+    started_at = state.started_at + (time.time() - state.code_at if reviewing and state.code_at else 0.0)
     if not reviewed.blocks:
         report = step_report([], reviewed, len(state.pending_code))
         return {"messages": [HumanMessage(report)], "pending_code": [], "started_at": started_at}
@@ -93,11 +93,6 @@ async def execute(state: RLMState, runtime: Runtime[RLMSettings]) -> dict:
         "usage": (usage := add_usage(router.usage, {"stored_bytes": stored})),
         "total_usage": usage,
     }
-
-
-def paused_for_review(state: RLMState, settings: RLMSettings) -> float:
-    """Seconds the step waited for a person since its code was written; max_time leaves them out."""
-    return time.time() - state.code_at if settings.approve_code and state.code_at else 0.0
 
 
 def step_report(results: list[CellResult], reviewed: Reviewed, blocks: int) -> str:

@@ -37,6 +37,7 @@ async def start_turn(state: RLMState, config: RunnableConfig, runtime: Runtime[R
         "turn_start": len(state.messages),
         "iteration": 0,
         "started_at": time.time(),
+        "approve_code": settings.approve_code,
         "usage": Overwrite({}),
         "answer": None,
         "stop_reason": None,
