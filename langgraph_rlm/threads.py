@@ -89,7 +89,7 @@ async def run_turn(
                     break
                 if approve is None:
                     raise UnfinishedTurn(
-                        f"thread {thread!r} waits for approval of a cell: run it with --approve"
+                        f"thread {thread!r} waits for approval of a cell: ask again with --approve"
                     )
                 payload = Command(resume=await approve(waiting[0].value))
         finally:

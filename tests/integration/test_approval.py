@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from tests.conftest import RLM, need_bwrap, rlm_environment, run_rlm
+from tests.integration.test_langgraph_server import dev_server
 from tests.openai_server import ScriptedOpenAIServer, is_root_call, root_step
 
 STEPS = [
@@ -124,3 +125,30 @@ def test_approval_without_a_terminal_is_one_clear_error(tmp_path):
     assert done.stderr.strip().splitlines() == [
         "error: --approve asks on the terminal, and stdin is not one (approve through the SDK instead)"
     ]
+
+
+async def test_a_server_caller_approves_edits_and_rejects_through_command_resume(tmp_path):
+    with ScriptedOpenAIServer(model) as server:
+        async with dev_server(tmp_path, server) as client:
+            thread = (await client.threads.create())["thread_id"]
+
+            async def asked(**run: object) -> dict:
+                await client.runs.wait(thread, "rlm", **run)
+                (task,) = (await client.threads.get_state(thread))["tasks"]
+                return task["interrupts"][0]["value"]
+
+            request = await asked(
+                input={"query": "what is x?", "contexts": ["some notes"]}, context={"approve_code": True}
+            )
+            assert (request["kind"], request["code"]) == ("approve_code", STEPS[0].split("\n", 1)[1][:-4])
+            for hostile in ("yes", {"action": "edit", "code": 5}, {"action": "approve", "rm": "-rf"}):
+                again = await asked(command={"resume": hostile})
+                assert again["code"] == request["code"] and "\n" not in again["error"], again
+            assert "x = x * 100" in (await asked(command={"resume": {"action": "approve"}}))["code"]
+            edit = {"action": "edit", "code": "x = x * 2"}
+            assert "x = -1" in (await asked(command={"resume": edit}))["code"]
+            reject = {"action": "reject", "message": "leave x alone, it is right"}
+            assert (await asked(command={"resume": reject}))["code"] == "FINAL(x)"
+            done = await client.runs.wait(thread, "rlm", command={"resume": {"action": "approve"}})
+    assert (done["answer"], done["stop_reason"]) == ("42", "final")
+    assert "leave x alone, it is right" in str(server.received[-1])
