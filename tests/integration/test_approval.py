@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import re
 import select
+import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -49,12 +51,12 @@ class Terminal:
     def expect(self, wanted: bytes, seconds: float = 120) -> bytes:
         """Everything written since the last call, up to and including `wanted`, without colours."""
         deadline = time.monotonic() + seconds
-        while wanted not in self.written[self.seen :]:
+        while wanted not in (text := STYLE.sub(b"", bytes(self.written)))[self.seen :]:
             if time.monotonic() > deadline or not self.read():
-                raise AssertionError(f"no {wanted!r} in {bytes(self.written[self.seen :])!r}")
-        end = self.written.index(wanted, self.seen) + len(wanted)
-        shown, self.seen = bytes(self.written[self.seen : end]), end
-        return STYLE.sub(b"", shown)
+                raise AssertionError(f"no {wanted!r} in {text[self.seen :]!r}")
+        end = text.index(wanted, self.seen) + len(wanted)
+        shown, self.seen = text[self.seen : end], end
+        return shown
 
     def read(self) -> bool:
         ready, _, _ = select.select([self.master], [], [], 1.0)
@@ -114,6 +116,66 @@ def test_a_person_approves_edits_and_rejects_cells_on_the_terminal(tmp_path):
     assert "leave x alone, it is right" in last_prompt and "x = x * 2" in last_prompt
     status = run_rlm(["status"], tmp_path)
     assert re.search(r"│ x\s+│ int", status.stdout), status.stdout
+
+
+def test_chat_edits_a_cell_in_the_users_editor(tmp_path):
+    need_bwrap()
+    editor = tmp_path / "editor.py"
+    editor.write_text(
+        "import sys, pathlib\np = pathlib.Path(sys.argv[1])\np.write_text(p.read_text().replace('100', '2'))\n"
+    )
+    with ScriptedOpenAIServer(model) as server:
+        flags = ["--approve", "--model", "openai/scripted", "--api-base", server.url]
+        terminal = Terminal(["chat", *flags], tmp_path, {"EDITOR": f"{sys.executable} {editor}"})
+        try:
+            terminal.expect(b"you> ")
+            terminal.type("what is x?")
+            terminal.expect(PROMPT)
+            terminal.type("a")
+            terminal.expect(PROMPT)
+            terminal.type("e")
+            assert b"x = -1" in terminal.expect(PROMPT)
+            terminal.type("r")
+            terminal.expect(b"message to the model: ")
+            terminal.type("no")
+            terminal.expect(PROMPT)
+            terminal.type("a")
+            assert re.search(rb"^42\r?$", terminal.expect(b"you> "), re.M)
+            terminal.type("/exit")
+            code, written = terminal.finish()
+        finally:
+            terminal.close()
+    assert code == 0, written
+
+
+def test_a_question_stopped_at_the_prompt_comes_back_to_the_same_cell_and_only_with_approval(tmp_path):
+    need_bwrap()
+    with ScriptedOpenAIServer(model) as server:
+        args = ["run", "what is x?", "--model", "openai/scripted", "--api-base", server.url]
+        first = Terminal([*args, "--approve"], tmp_path, {})
+        try:
+            first.expect(PROMPT)
+            os.killpg(first.process.pid, signal.SIGINT)
+            code, written = first.finish()
+        finally:
+            first.close()
+        assert code == 130, written
+        unapproved = run_rlm(args, tmp_path)
+        assert unapproved.returncode == 2
+        assert "waits for approval of a cell: ask again with --approve" in unapproved.stderr
+        assert "x is set" not in unapproved.stderr
+        again = Terminal([*args, "--approve"], tmp_path, {})
+        try:
+            assert b"x = 21" in again.expect(PROMPT)
+            assert len(server.received) == 1
+            again.type("a")
+            for _ in STEPS[1:]:
+                again.expect(PROMPT)
+                again.type("a")
+            code, written = again.finish()
+        finally:
+            again.close()
+    assert code == 0 and re.search(r"^-1\r?$", written, re.M), written
 
 
 def test_approval_without_a_terminal_is_one_clear_error(tmp_path):
