@@ -8,6 +8,7 @@ from typing import Any
 _PUBLIC = {
     "build_rlm_graph": "langgraph_rlm.graph.builder",
     "close_sandboxes": "langgraph_rlm.graph.resources",
+    "open_checkpointer": "langgraph_rlm.persistence.checkpointer",
     "RLMSettings": "langgraph_rlm.graph.config",
     "RLMInput": "langgraph_rlm.graph.state",
     "RLMOutput": "langgraph_rlm.graph.state",

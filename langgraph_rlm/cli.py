@@ -289,6 +289,37 @@ def reset(thread: str, **store: str | None) -> None:
 
 
 @main.command()
+@click.option("--thread", default=DEFAULT_THREAD, show_default=True, help="Conversation to show.")
+@click.option(
+    "--html", "html_path", metavar="PATH", help="Write the trajectory as one self-contained web page."
+)
+@click.option(
+    "--jsonl", "jsonl_path", metavar="PATH", help="Write it as JSON lines, each step once ('-': stdout)."
+)
+@store_options
+@handle_errors
+def trace(thread: str, html_path: str | None, jsonl_path: str | None, **store: str | None) -> None:
+    """Write a thread's trajectory: every question, step, sub-call and child RLM, from its checkpoints."""
+    from langgraph_rlm.trajectory.jsonl import to_jsonl
+    from langgraph_rlm.trajectory.page import to_html
+    from langgraph_rlm.trajectory.reader import read_trajectory
+
+    if not html_path and not jsonl_path:
+        raise UserError("give --html PATH, --jsonl PATH, or both")
+    settings = build_settings(store)
+    trajectory = signals.run(read_trajectory(settings, thread))
+    if trajectory is None:
+        raise UserError(f"no thread named {thread!r} in {where(settings)}")
+    for path, render in ((html_path, to_html), (jsonl_path, to_jsonl)):
+        if path:
+            write_output(path, render(trajectory))
+    steps = sum(len(q.get("steps", [])) for q in trajectory["questions"])
+    stderr.print(
+        literal(f"thread {thread}: {len(trajectory['questions'])} question(s), {steps} step(s)", "dim")
+    )
+
+
+@main.command()
 @settings_options
 @handle_errors
 def doctor(thread: str, quiet: bool, **options: Any) -> None:
@@ -326,6 +357,16 @@ def prepare(
             "--approve asks on the terminal, and stdin is not one (approve through the SDK instead)"
         )
     return settings, paths
+
+
+def write_output(path: str, content: str) -> None:
+    if path == "-":
+        sys.stdout.write(content)
+        return
+    try:
+        Path(path).write_text(content, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def checked_file(path: str) -> Path:

@@ -8,8 +8,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
@@ -17,29 +15,13 @@ from langgraph_rlm.graph.builder import build_rlm_graph
 from langgraph_rlm.graph.config import RLMSettings
 from langgraph_rlm.graph.resources import close_sandboxes, resources_for
 from langgraph_rlm.graph.state import ContextRef
+from langgraph_rlm.persistence.checkpointer import DATABASE, open_checkpointer
 from langgraph_rlm.persistence.collect import live_blobs, snapshot_blobs, sweep
 from langgraph_rlm.persistence.contexts import ingest
-
-DATABASE = "threads.sqlite"
 
 
 class UnfinishedTurn(RuntimeError):
     """The thread stopped mid-question, and a different question was asked."""
-
-
-@asynccontextmanager
-async def open_checkpointer(settings: RLMSettings) -> AsyncIterator[BaseCheckpointSaver]:
-    """PostgreSQL when `db` is set, else one SQLite file under the state directory."""
-    if settings.db:
-        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-
-        async with AsyncPostgresSaver.from_conn_string(settings.db) as saver:
-            await saver.setup()
-            yield saver
-        return
-    Path(settings.state_dir).mkdir(parents=True, exist_ok=True)
-    async with AsyncSqliteSaver.from_conn_string(str(Path(settings.state_dir) / DATABASE)) as saver:
-        yield saver
 
 
 @asynccontextmanager

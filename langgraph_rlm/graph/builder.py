@@ -11,6 +11,7 @@ compaction threshold of the model's window; a reached limit first asks generate_
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -18,6 +19,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
+from langgraph.types import Command
 
 from langgraph_rlm.graph.config import RLMSettings
 from langgraph_rlm.graph.run_settings import RunContext, settings_for_run
@@ -52,9 +54,10 @@ def build_rlm_graph(
     def with_settings(node: Any) -> Any:
         async def run(state: RLMState, config: RunnableConfig, runtime: Runtime[Any]) -> Any:
             runtime = runtime.override(context=settings_for_run(defaults, runtime.context))
+            started = time.monotonic()
             if node is start_turn:
                 return await node(state, config, runtime)
-            return await node(state, runtime)
+            return with_active_time(await node(state, runtime), time.monotonic() - started)
 
         run.__name__ = node.__name__
         return run
@@ -75,5 +78,14 @@ def build_rlm_graph(
     return graph
 
 
+def with_active_time(result: Any, seconds: float) -> Any:
+    """max_time counts the time nodes ran: not a pause at a breakpoint or an interrupt, nor the
+    hours between a crash and its resume."""
+    if isinstance(result, Command):
+        return replace(result, update={**(result.update or {}), "active_seconds": seconds})
+    return {**(result or {}), "active_seconds": seconds}
+
+
 graph = build_rlm_graph().compile().with_config(recursion_limit=RECURSION_LIMIT)
-"""For langgraph.json: no checkpointer of its own, the server supplies one; settings from RLM_*."""
+"""For langgraph.json, settings from RLM_*; the server supplies the checkpointer (langgraph.json names
+the RLM's own)."""

@@ -122,7 +122,12 @@ class RLMSettings:
         "only counts tokens); 0 for no limit.",
         env="RLM_MAX_COST",
     )
-    max_time: float = setting(3600.0, "Wall-clock seconds per question.", env="RLM_MAX_TIME")
+    max_time: float = setting(
+        3600.0,
+        "Seconds a question may run, counting the time its steps ran (not a pause at a breakpoint"
+        " or an approval, nor the gap before a resume).",
+        env="RLM_MAX_TIME",
+    )
     max_depth: int = setting(
         1, "How deep rlm_query may recurse; at the limit it becomes a plain llm_query.", env="RLM_MAX_DEPTH"
     )

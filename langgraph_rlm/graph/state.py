@@ -8,12 +8,15 @@ from typing import Annotated, Any, NotRequired
 
 from langchain_core.messages import AnyMessage
 from langgraph.channels.delta import DeltaChannel
+from langgraph.channels.ephemeral_value import EphemeralValue
 from langgraph.graph.message import add_messages
 from langgraph.managed import RemainingSteps
 from pydantic import Field
 from typing_extensions import TypedDict
 
 from langgraph_rlm.llm.usage import Usage, add_usage
+from langgraph_rlm.persistence.arrivals import arrival
+from langgraph_rlm.trajectory.records import SubCalls
 
 
 def add_message_batches(messages: list[AnyMessage], batches: list[Any]) -> list[AnyMessage]:
@@ -44,8 +47,9 @@ class ReplRef(TypedDict):
 
 
 def add_contexts(left: list[ContextRef | str], right: list[ContextRef | str]) -> list[ContextRef | str]:
-    """New contexts (paths or text from the input) queue up behind the ones already stored."""
-    return [*(left or []), *(right or [])]
+    """New contexts (paths, or references to text from the input) queue up behind the ones
+    already stored."""
+    return [*(left or []), *map(arrival, right or [])]
 
 
 class Turn(TypedDict):
@@ -88,11 +92,13 @@ class RLMState:
     iteration: int = 0
     turn_start: int = 0
     started_at: float = 0.0
-    code_at: float = 0.0
     approve_code: bool = False
+    active_seconds: Annotated[float, operator.add] = 0.0
     usage: Annotated[Usage, add_usage] = field(default_factory=dict)
     total_usage: Annotated[Usage, add_usage] = field(default_factory=dict)
     answer: str | None = None
     stop_reason: str | None = None
     limit_hit: str | None = None
+    subcalls: Annotated[SubCalls | None, EphemeralValue(dict)] = None
+    """The last step's sub-calls for `rlm trace`: stored with that step alone, gone the step after."""
     remaining_steps: RemainingSteps = 25

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from langgraph_rlm.llm.budget import SubCallBudget, shared_with_child
 from langgraph_rlm.llm.cache import CHILD
-from langgraph_rlm.llm.subcalls import ChildRunner
-from langgraph_rlm.llm.usage import Usage
+from langgraph_rlm.llm.subcalls import ChildRun, ChildRunner, shown_model
+from langgraph_rlm.trajectory.records import CHILD_TEXT_CHARS, StepLog
 
 if TYPE_CHECKING:
     from langgraph_rlm.graph.config import RLMSettings
@@ -19,11 +20,12 @@ if TYPE_CHECKING:
 
 def child_runner(settings: RLMSettings, parent: str, resources: Resources) -> ChildRunner | None:
     """None at the depth limit, where rlm_query becomes a plain sub-model call. The child draws
-    its sub-calls from the parent's budget, so the limit holds over the whole tree."""
+    its sub-calls from the parent's budget, so the limit holds over the whole tree. The child has
+    no checkpoints: its steps are kept from its update stream, in its parent's step record."""
     if settings.depth >= settings.max_depth:
         return None
 
-    async def run_child(prompt: str, context_sha: str | None, budget: SubCallBudget) -> tuple[str, Usage]:
+    async def run_child(prompt: str, context_sha: str | None, budget: SubCallBudget) -> ChildRun:
         from langgraph_rlm.graph.builder import build_rlm_graph
         from langgraph_rlm.persistence.contexts import describe_blob
 
@@ -33,15 +35,26 @@ def child_runner(settings: RLMSettings, parent: str, resources: Resources) -> Ch
         )
         key = f"{parent}{CHILD}{uuid.uuid4().hex[:12]}"
         graph = build_rlm_graph(settings=child).compile(checkpointer=False)
+        log, result = StepLog(clip_at=CHILD_TEXT_CHARS), {}
+        opened = last = time.monotonic()
         try:
             with shared_with_child(budget):
-                result = await graph.ainvoke(
+                async for mode, chunk in graph.astream(
                     {"query": prompt, "contexts": contexts},
                     context=child,
                     config={"configurable": {"thread_id": key}},
-                )
+                    stream_mode=["updates", "values"],
+                ):
+                    if mode == "values":
+                        result = chunk
+                        continue
+                    now = time.monotonic()
+                    for node, update in chunk.items():
+                        log.add(node, update, round(last - opened, 3), round(now - last, 3))
+                    last = now
         finally:
             await resources.pool.close_prefix(key)
-        return result["answer"], result["usage"]
+        model = shown_model(child.root_model())
+        return ChildRun(result["answer"], result["usage"], model, log.steps, result.get("stop_reason"))
 
     return run_child

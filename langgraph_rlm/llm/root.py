@@ -7,6 +7,8 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.constants import TAG_NOSTREAM
 
 from langgraph_rlm.llm.budget import SubCallBudget
 from langgraph_rlm.llm.models import chat_model, model_name
@@ -26,20 +28,23 @@ async def call_root_model(
     *,
     budget: SubCallBudget,
     depth: int,
+    internal: bool = False,
 ) -> tuple[AIMessage, Usage]:
     """One root call, tried again `retries` times after a transient failure, reserved from the
     question's budget first (LimitReached when it does not fit). Building a litellm model imports
-    litellm, which blocks, so off the loop."""
+    litellm, which blocks, so off the loop. An `internal` call (a summary) is not streamed to
+    clients as if it were the model's step."""
     llm = await asyncio.to_thread(chat_model, model, api_base)
     name = model_name(llm)
     reservation = await budget.reserve(name, sum(len(m.text) for m in messages), depth)
     options: dict[str, Any] = {}
     if isinstance(model, str) and reservation.output is not None:
         options["max_tokens"] = reservation.output
+    config: RunnableConfig = {"tags": [TAG_NOSTREAM]} if internal else {}
     usage: Usage | None = None
     try:
         reply = await with_retries(
-            lambda: llm.ainvoke(messages, **options), retries=retries, model=named(model)
+            lambda: llm.ainvoke(messages, config, **options), retries=retries, model=named(model)
         )
         if not isinstance(reply, AIMessage):
             raise ModelCallFailed(f"the root model returned {type(reply).__name__}, not a message")

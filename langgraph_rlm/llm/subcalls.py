@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from langchain_core.language_models import BaseChatModel
 
@@ -13,8 +14,20 @@ from langgraph_rlm.llm.cache import SubCallCache
 from langgraph_rlm.llm.models import ask, model_name
 from langgraph_rlm.llm.retry import named, with_retries
 from langgraph_rlm.llm.usage import Usage, add_usage, price_warnings
+from langgraph_rlm.trajectory.records import CallLog, CallRecord, StepRecord
 
-ChildRunner = Callable[[str, str | None, SubCallBudget], Awaitable[tuple[str, Usage]]]
+
+class ChildRun(NamedTuple):
+    """What a child RLM gives back: its answer, the usage of its subtree, and its steps."""
+
+    answer: str
+    usage: Usage
+    model: str
+    steps: list[StepRecord]
+    stop_reason: str | None
+
+
+ChildRunner = Callable[[str, str | None, SubCallBudget], Awaitable[ChildRun]]
 TextLoader = Callable[[str], str]
 EventSink = Callable[[dict[str, Any]], None]
 SHOWN_NAME = 60
@@ -60,6 +73,7 @@ class SubCallRouter:
         self.cache = cache
         self.spent: Usage = {}
         self.started = 0
+        self.log = CallLog()
 
     @property
     def usage(self) -> Usage:
@@ -80,8 +94,12 @@ class SubCallRouter:
 
     async def llm_query(self, prompt: str, model: object = None) -> str:
         target = self._target(model)
+        record: CallRecord = {"kind": "llm", "model": shown_model(target), "depth": self.depth + 1}
+        record["prompt"] = prompt
+        started = time.monotonic()
         if self.cache is not None and (answer := await self.cache.answer(target, prompt)) is not None:
             self._answered_from_cache()
+            self.log.keep({**record, "cached": True, "answer": answer}, started)
             return answer
         reservation = await self.budget.reserve(model_name(target), len(prompt), self.depth)
         try:
@@ -94,6 +112,7 @@ class SubCallRouter:
         usage: Usage | None = None
         async with self.semaphore:
             self.emit({"event": "subcall", "phase": "start", "n": number, "kind": "llm"})
+            started = time.monotonic()
             try:
                 text, usage = await with_retries(
                     lambda: ask(target, prompt, self.api_base, self.depth, reservation.output),
@@ -101,8 +120,13 @@ class SubCallRouter:
                     model=named(target),
                     may_retry=self.budget.try_claim,
                 )
+                record["answer"] = text
+            except Exception as exc:
+                record["error"] = f"{type(exc).__name__}: {exc}"
+                raise
             finally:
                 self.budget.settle(reservation, usage)
+                self.log.keep(record, started, usage)
                 self.emit({"event": "subcall", "phase": "end", "n": number, "kind": "llm"})
         for warning in price_warnings(usage):
             self.emit(warning)
@@ -129,12 +153,23 @@ class SubCallRouter:
         self.budget.claim()
         self.started += 1
         number = self.started
+        record: CallRecord = {"kind": "rlm", "depth": self.depth + 1, "prompt": prompt}
         async with self.children:
             self.emit({"event": "subcall", "phase": "start", "n": number, "kind": "rlm"})
+            started = time.monotonic()
             try:
-                answer, usage = await self.child(prompt, context_sha, self.budget.branch())
+                run = await self.child(prompt, context_sha, self.budget.branch())
+            except Exception as exc:
+                self.log.keep({**record, "error": f"{type(exc).__name__}: {exc}"}, started)
+                raise
             finally:
                 self.emit({"event": "subcall", "phase": "end", "n": number, "kind": "rlm"})
-        carried = {key: usage[key] for key in ("stored_bytes", "cache_hits") if key in usage}
+        child: CallRecord = {"model": run.model, "answer": run.answer, "stop_reason": run.stop_reason}
+        self.log.keep({**record, **child, "steps": run.steps}, started, run.usage)
+        carried = {key: run.usage[key] for key in ("stored_bytes", "cache_hits") if key in run.usage}
         self.spent = add_usage(self.spent, carried)  # type: ignore[arg-type]
-        return answer
+        return run.answer
+
+
+def shown_model(model: str | BaseChatModel) -> str:
+    return model_name(model) or type(model).__name__

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Literal
 
 from langgraph.runtime import Runtime
@@ -58,7 +57,7 @@ def reached_limit(state: RLMState, settings: RLMSettings) -> str | None:
         return f"max_tokens ({settings.max_tokens} tokens, reached at depth {settings.depth})"
     if 0 < settings.max_cost <= state.usage.get("cost", 0.0):
         return f"max_cost (${settings.max_cost:g}, reached at depth {settings.depth})"
-    if time.time() - state.started_at >= settings.max_time:
+    if state.active_seconds >= settings.max_time:
         return f"max_time ({settings.max_time:g} seconds)"
     return None
 

@@ -51,7 +51,7 @@ async def finish_turn(state: RLMState, runtime: Runtime[RLMSettings]) -> dict:
     kept = AIMessage(f"Summary of my work on this question:\n{text}\n\nFinal answer:\n{state.answer}")
     return {
         **finished,
-        "messages": [*forget(turn), HumanMessage(state.query), kept],
+        "messages": [*forget(turn[1:]), kept],
         "usage": usage,
         "total_usage": usage,
     }
@@ -94,6 +94,7 @@ async def summarise(
             [HumanMessage(request)],
             budget=question_budget(settings, state.usage, held),
             depth=settings.depth,
+            internal=True,
         )
     except (ModelCallFailed, LimitReached) as exc:
         runtime.stream_writer({"event": "warning", "message": f"kept the messages uncompacted: {exc}"})

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from langchain_core.messages import HumanMessage
 from langgraph.runtime import Runtime
 
@@ -25,12 +23,10 @@ async def execute(state: RLMState, runtime: Runtime[RLMSettings]) -> dict:
     if not state.pending_code:
         return {} if state.stop_reason else {"messages": [HumanMessage(render("no_code"))]}
     reviewing = settings.approve_code or state.approve_code
-    # max_time counts the work, not the wait for a person: the turn's clock moves on by the pause.
     reviewed = review(state.pending_code, state.iteration) if reviewing else Reviewed(state.pending_code)
-    started_at = state.started_at + (time.time() - state.code_at if reviewing and state.code_at else 0.0)
     if not reviewed.blocks:
         report = step_report([], reviewed, len(state.pending_code))
-        return {"messages": [HumanMessage(report)], "pending_code": [], "started_at": started_at}
+        return {"messages": [HumanMessage(report)], "pending_code": []}
     resources = await resources_for(settings)
     router = SubCallRouter(
         settings.sub_model,
@@ -52,7 +48,7 @@ async def execute(state: RLMState, runtime: Runtime[RLMSettings]) -> dict:
         emit=emit,
         cache=resources.sub_call_cache(settings, state.session),
     )
-    timeout = min(settings.cell_timeout, max(1.0, settings.max_time - (time.time() - started_at)))
+    timeout = min(settings.cell_timeout, max(1.0, settings.max_time - state.active_seconds))
     session = await resources.session(state.session, settings, state.contexts, state.repl.get("sandbox"))
     results: list[CellResult] = []
     quota = (settings.max_stored_mb << 20) - state.usage.get("stored_bytes", 0)
@@ -88,8 +84,8 @@ async def execute(state: RLMState, runtime: Runtime[RLMSettings]) -> dict:
         "repl": {"snapshot": last.snapshot, "variables": last.variables, "sandbox": session.sandbox_id},
         "answer": last.final,
         "limit_hit": router.budget.reached,
+        "subcalls": router.log.written(),
         "pending_code": [],
-        "started_at": started_at,
         "usage": (usage := add_usage(router.usage, {"stored_bytes": stored})),
         "total_usage": usage,
     }

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from langchain_core.messages import BaseMessage, HumanMessage
 from langgraph.runtime import Runtime
 
@@ -56,7 +54,6 @@ async def generate_code(state: RLMState, runtime: Runtime[RLMSettings]) -> dict:
         "messages": [*asked, reply],
         "pending_code": blocks,
         "iteration": state.iteration + 1,
-        "code_at": time.time(),
         "usage": usage,
         "total_usage": usage,
     }

@@ -28,6 +28,8 @@ async def start_turn(state: RLMState, config: RunnableConfig, runtime: Runtime[R
             ref = await asyncio.to_thread(ingest, item, len(stored), blobs, folders)
         else:
             ref = await asyncio.to_thread(checked_ref, item, blobs, folders)
+            if not ref["name"]:
+                ref = ContextRef(ref, name=f"context_{len(stored)}", label=f"context_{len(stored)}")
         if all(ref["sha"] != c["sha"] for c in stored):
             stored.append(ref)
     return {
@@ -37,6 +39,7 @@ async def start_turn(state: RLMState, config: RunnableConfig, runtime: Runtime[R
         "turn_start": len(state.messages),
         "iteration": 0,
         "started_at": time.time(),
+        "active_seconds": Overwrite(0.0),
         "approve_code": settings.approve_code,
         "usage": Overwrite({}),
         "answer": None,

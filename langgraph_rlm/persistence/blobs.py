@@ -6,6 +6,7 @@ into a checkpoint or a stream event.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import tempfile
@@ -114,3 +115,9 @@ def open_blob_store(db: str | None, state_dir: Path) -> BlobStore:
 
         return PostgresBlobStore(db)
     return FileBlobStore(Path(state_dir) / "blobs")
+
+
+@functools.cache
+def shared_blob_store(db: str | None, state_dir: str) -> BlobStore:
+    """One store per location for what runs outside a node: the input's intake, the checkpointer."""
+    return open_blob_store(db, Path(state_dir))

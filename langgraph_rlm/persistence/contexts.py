@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from langgraph_rlm.graph.state import ContextRef
+from langgraph_rlm.persistence.arrivals import PREVIEW_CHARS, settle, surely_text
 from langgraph_rlm.persistence.blobs import BlobStore
 from langgraph_rlm.sandboxes.worker.protocol import SHA
 
-PREVIEW_CHARS = 300
 SNIFF_BYTES = 1 << 16
 
 
@@ -41,7 +41,7 @@ def check_context_file(path: str | Path) -> Path:
 def is_context_path(item: str, folders: Sequence[Path] | None = None) -> bool:
     """Whether a string names a file to read (anywhere, or only inside `folders` when given);
     anything else is taken as the text itself, without looking at the disk for it."""
-    if len(item) >= 4096 or "\n" in item or "\0" in item:
+    if surely_text(item):
         return False
     try:
         return within(item, folders) and Path(item).expanduser().is_file()
@@ -58,10 +58,13 @@ def within(path: str, folders: Sequence[Path] | None) -> bool:
 
 
 def checked_ref(item: Any, blobs: BlobStore, folders: Sequence[Path] | None) -> ContextRef:
-    """A context handed in already stored (by `rlm init`, or a parent RLM to its child) is taken
-    only as far as the store and the path rule confirm it: a forged reference could otherwise
-    name any blob, or any host file for the sandbox to mount."""
+    """A context handed in already stored (by `rlm init`, a parent RLM to its child, or the
+    input's text on its way in: see arrivals) is taken only as far as the store and the path
+    rule confirm it: a forged reference could otherwise name any blob, or any host file for the
+    sandbox to mount."""
     sha = item.get("sha") if isinstance(item, dict) else None
+    if isinstance(sha, str):
+        settle(sha, blobs)
     if not isinstance(sha, str) or not SHA.match(sha) or not blobs.has(sha):
         raise ContextError("a context must be a file path or text (or a stored context's reference)")
     source = item.get("source")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -129,6 +130,20 @@ async def test_wall_clock_limit_cuts_a_slow_cell_and_ends_the_run(tmp_path):
     assert result["stop_reason"].startswith("max_time")
 
 
+async def test_time_paused_at_a_breakpoint_does_not_count_toward_max_time(tmp_path):
+    replies = steps("```repl\nx = 1\n```", "```repl\nx += 1\n```", "```repl\nFINAL(x + 1)\n```")
+    graph = build_rlm_graph(
+        ScriptedChatModel(respond=replies), echo_sub(), state_dir=str(tmp_path / "s"), max_time=3.0
+    )
+    graph = graph.compile(checkpointer=InMemorySaver(), interrupt_before=["execute"])
+    await graph.ainvoke({"query": "q"}, config())
+    for _ in range(3):
+        assert (await graph.aget_state(config())).next == ("execute",)
+        await asyncio.sleep(2)
+        result = await graph.ainvoke(None, config())
+    assert (result["answer"], result["stop_reason"]) == ("3", "final")
+
+
 async def test_unpicklable_names_are_reported_to_the_model(tmp_path):
     root = ScriptedChatModel(
         respond=steps(
@@ -153,6 +168,23 @@ async def test_turn_compaction_keeps_question_and_exact_answer(tmp_path):
     assert messages[0].content == "the first question"
     assert messages[1].content.endswith(long_answer)
     assert "summary" in messages[1].content
+
+
+async def test_clients_streaming_messages_see_each_question_once_and_no_summary(tmp_path):
+    root = ScriptedChatModel(respond=steps("```repl\nx = 1\n```", "```repl\nFINAL(x)\n```"))
+    graph = compile_graph(root, tmp_path)
+    streamed = []
+    for question in ("first question", "second question"):
+        async for message, _ in graph.astream({"query": question}, config(), stream_mode="messages"):
+            streamed.append(message)
+    assert streamed and not any(m.content == "summary" for m in streamed), "the summariser's own reply"
+    assert [m.content for m in streamed if m.type == "human"].count("first question") <= 1
+    state = (await graph.aget_state(config())).values["messages"]
+    humans = [m for m in state if m.type == "human"]
+    assert [m.content for m in humans] == ["first question", "second question"]
+    history = [s async for s in graph.aget_state_history(config())]
+    asked = [m.id for s in history for m in s.values.get("messages", []) if m.content == "first question"]
+    assert len(set(asked)) == 1, "the question kept one id through its turn's compaction"
 
 
 async def test_a_failed_summary_keeps_the_turn(tmp_path):
@@ -322,3 +354,26 @@ async def test_a_context_that_names_a_file_is_text_unless_the_operator_allows_it
     allowed = compile_graph(root, tmp_path, allow_dirs=(str(tmp_path),))
     result = await allowed.ainvoke({"query": "q", "contexts": [str(secret)]}, config("file"))
     assert result["answer"] == "host secret"
+
+
+async def test_a_run_cancelled_mid_cell_stops_the_cell_and_leaves_the_repl_as_its_checkpoint(tmp_path):
+    def respond(messages):
+        question = [m for m in messages if m.type == "human"][-1].content
+        if "set y" in question:
+            return "```repl\ny = 1\nFINAL('y set')\n```"
+        if "set z" in question:
+            return "```repl\nz = 1\nimport time\ntime.sleep(4)\nllm_query('too late')\n```"
+        return "```repl\nFINAL(f\"{'y' in globals()} {'z' in globals()}\")\n```"
+
+    sub = echo_sub()
+    graph = compile_graph(ScriptedChatModel(respond=respond), tmp_path, sub=sub, compact_turns=False)
+    assert (await graph.ainvoke({"query": "set y"}, config()))["answer"] == "y set"
+    run = asyncio.create_task(graph.ainvoke({"query": "set z"}, config()))
+    await asyncio.sleep(2)
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert (await graph.aget_state(config())).next, "the cancelled question stays unfinished"
+    assert (await graph.ainvoke({"query": "look"}, config()))["answer"] == "True False"
+    await asyncio.sleep(5)
+    assert not sub.calls, "the cancelled cell went on running"

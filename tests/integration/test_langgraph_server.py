@@ -45,6 +45,7 @@ def served_from(folder: Path) -> Path:
     config = json.loads((REPO / "langgraph.json").read_text())
     config["dependencies"] = [str((REPO / dep).resolve()) for dep in config["dependencies"]]
     config["graphs"] = {name: str(REPO / path) for name, path in config["graphs"].items()}
+    config["checkpointer"]["path"] = str(REPO / config["checkpointer"]["path"])
     folder.mkdir()
     (folder / "langgraph.json").write_text(json.dumps(config))
     return folder
@@ -116,3 +117,29 @@ async def test_langgraph_dev_serves_a_persistent_rlm(tmp_path):
             second = await client.runs.wait(thread["thread_id"], "rlm", input={"query": "double it"})
             assert second["answer"] == "2468"
             assert second["stop_reason"] == "final"
+
+
+async def test_a_context_sent_as_text_is_stored_once_and_streamed_as_a_reference(tmp_path):
+    text = "line of the big text\n" * 500_000
+    with ScriptedOpenAIServer(model) as llm:
+        async with dev_server(tmp_path, llm) as client:
+            thread = await client.threads.create()
+            streamed, answer = 0, None
+            async for chunk in client.runs.stream(
+                thread["thread_id"],
+                "rlm",
+                input={"query": "child: measure", "contexts": [text]},
+                stream_mode=["values", "updates", "debug", "tasks", "checkpoints"],
+            ):
+                streamed += len(json.dumps(chunk.data))
+                if chunk.event == "values" and chunk.data.get("answer"):
+                    answer = chunk.data["answer"]
+            state = await client.threads.get_state(thread["thread_id"])
+    assert answer == str(len(text))
+    (ref,) = state["values"]["contexts"]
+    assert ref["size"] == len(text) and ref["preview"] == text[:300]
+    assert streamed < 1_000_000, f"{streamed:,} bytes streamed"
+    database = tmp_path / "state" / "threads.sqlite"
+    assert database.stat().st_size < 1_000_000, f"{database.stat().st_size:,} bytes of checkpoints"
+    blobs = sum(f.stat().st_size for f in (tmp_path / "state" / "blobs").rglob("*") if f.is_file())
+    assert len(text) <= blobs < len(text) + 1_000_000, f"{blobs:,} bytes of blobs"

@@ -8,7 +8,7 @@ from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
 from langgraph_rlm import RLMSettings, build_rlm_graph, close_sandboxes
-from langgraph_rlm.threads import open_checkpointer
+from langgraph_rlm.persistence.checkpointer import open_checkpointer
 from tests.conftest import need_bwrap, run_rlm
 from tests.openai_server import ScriptedOpenAIServer, is_root_call, root_step
 from tests.scripted_models import ScriptedChatModel, steps

@@ -6,7 +6,8 @@ import pytest
 from langchain_core.messages import HumanMessage
 
 from langgraph_rlm import RLMSettings, build_rlm_graph, close_sandboxes
-from langgraph_rlm.threads import open_checkpointer
+from langgraph_rlm.persistence import arrivals
+from langgraph_rlm.persistence.checkpointer import open_checkpointer
 from tests.conftest import need_bwrap
 from tests.scripted_models import ScriptedChatModel, steps
 
@@ -52,3 +53,24 @@ async def test_replay_and_fork_from_step_one_see_the_old_value(tmp_path, databas
 
         after_step_three = await checkpoint_after_step(graph, config, 3)
         assert (await graph.ainvoke(None, after_step_three.config))["answer"] == "x=2"
+
+
+async def test_a_question_about_text_replays_from_its_first_checkpoints_in_a_new_process(tmp_path, database):
+    text = "a line of the context\n" * 10_000
+    root = ScriptedChatModel(respond=steps("```repl\nFINAL(len(context_0))\n```"))
+    settings = RLMSettings(
+        model=root, sub_model=root, state_dir=str(tmp_path), db=database.url, compact_turns=False
+    )
+    async with open_checkpointer(settings) as saver:
+        graph = build_rlm_graph(settings=settings).compile(checkpointer=saver)
+        config = {"configurable": {"thread_id": "text"}, "recursion_limit": 100}
+        first = await graph.ainvoke({"query": "measure", "contexts": [text]}, config)
+        assert first["answer"] == str(len(text))
+        *_, before_start_turn, given = [s async for s in graph.aget_state_history(config)]
+        assert before_start_turn.next == ("start_turn",) and given.next == ("__start__",)
+        (arrived,) = before_start_turn.values["contexts"]
+        assert arrived["size"] == len(text) and arrived["preview"] == text[:300]
+        arrivals.waiting.clear()
+        for snapshot in (before_start_turn, given):
+            again = await graph.ainvoke(None, snapshot.config)
+            assert again["answer"] == str(len(text))
