@@ -30,7 +30,12 @@ from langgraph_rlm.terminal import literal, write_answer
 DEFAULT_THREAD = "default"
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 1, 130, 143
 STOPPED_BY = {EXIT_INTERRUPTED: "interrupted", EXIT_TERMINATED: "terminated"}
-FLAG_NAMES = {"allow_dirs": "allow-dir", "allowed_models": "allow-model", "depth_models": "depth-model"}
+FLAG_NAMES = {
+    "approve_code": "approve",
+    "allow_dirs": "allow-dir",
+    "allowed_models": "allow-model",
+    "depth_models": "depth-model",
+}
 METAVARS = {"allowed_models": "MODEL", "depth_models": "MODEL"}
 FORMER_FLAGS = {"cpus": ("--docker-cpus",)}
 
@@ -347,6 +352,10 @@ def prepare(
     except SandboxUnavailable as exc:
         raise UserError(str(exc)) from None
     check_credentials(settings)
+    if settings.approve_code and not sys.stdin.isatty():
+        raise UserError(
+            "--approve asks on the terminal, and stdin is not one (approve through the SDK instead)"
+        )
     return settings, paths
 
 
@@ -383,12 +392,17 @@ def check_credentials(settings: RLMSettings) -> None:
 
 
 async def ask(question: str, paths: list[str], settings: RLMSettings, thread: str, progress: Progress) -> str:
+    from langgraph_rlm.approver import TerminalApprover
     from langgraph_rlm.threads import UnfinishedTurn, run_turn
 
+    approver = TerminalApprover(stderr) if settings.approve_code else None
+    progress.show_code = approver is None
     try:
-        return await run_turn(settings, thread, question, paths, progress)
+        return await run_turn(settings, thread, question, paths, progress, approver)
     except UnfinishedTurn as exc:
         raise UserError(str(exc)) from None
+    except EOFError:
+        raise UserError("no answer to the approval prompt; ask the same question again to resume") from None
     except SandboxLost as exc:
         raise SandboxLost(
             f"the run stopped, its thread saved up to the last step (ask the same question again to "

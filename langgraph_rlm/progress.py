@@ -21,6 +21,7 @@ class Progress:
     def __init__(self, console: Console, quiet: bool = False) -> None:
         self.console = console
         self.quiet = quiet
+        self.show_code = True
         self.running = 0
         self.done = 0
         self.status: Any = None
@@ -39,6 +40,8 @@ class Progress:
         self.console.rule(f"[bold cyan]step {event['iteration']}[/] · {what}", align="left")
 
     def _on_code(self, event: dict[str, Any]) -> None:
+        if not self.show_code:
+            return
         lines = event["code"].splitlines()
         shown = "\n".join(lines[:CODE_LINES]) + (
             f"\n# ... {len(lines) - CODE_LINES} more lines" if len(lines) > CODE_LINES else ""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command
 
 from langgraph_rlm.graph.builder import build_rlm_graph
 from langgraph_rlm.graph.config import RLMSettings
@@ -39,13 +40,20 @@ def thread_config(thread: str, settings: RLMSettings) -> dict[str, Any]:
 
 
 async def run_turn(
-    settings: RLMSettings, thread: str, question: str, paths: list[str], on_event: Callable[[dict], None]
+    settings: RLMSettings,
+    thread: str,
+    question: str,
+    paths: list[str],
+    on_event: Callable[[dict], None],
+    approve: Callable[[dict], Awaitable[dict]] | None = None,
 ) -> str:
-    """Asks one question on a thread, or finishes the same question if a crash interrupted it."""
+    """Asks one question on a thread, or finishes the same question if a crash interrupted it.
+    `approve` answers each request for approval of a cell (`approve_code`) while the sandboxes
+    stay up, so the REPL the cell runs in is the one the person saw."""
     async with open_thread_graph(settings) as graph:
         config = thread_config(thread, settings)
         current = await graph.aget_state(config)
-        payload: dict[str, Any] | None = {"query": question, "contexts": paths}
+        payload: dict[str, Any] | Command | None = {"query": question, "contexts": paths}
         if current.next:
             if current.values.get("query") != question:
                 raise UnfinishedTurn(
@@ -55,8 +63,17 @@ async def run_turn(
             on_event({"event": "warning", "message": "resuming the unfinished question from its last step"})
             payload = None
         try:
-            async for event in graph.astream(payload, config, context=settings, stream_mode="custom"):
-                on_event(event)
+            while True:
+                async for event in graph.astream(payload, config, context=settings, stream_mode="custom"):
+                    on_event(event)
+                waiting = (await graph.aget_state(config)).interrupts
+                if not waiting:
+                    break
+                if approve is None:
+                    raise UnfinishedTurn(
+                        f"thread {thread!r} waits for approval of a cell: ask again with --approve"
+                    )
+                payload = Command(resume=await approve(waiting[0].value))
         finally:
             await close_sandboxes()
         values = (await graph.aget_state(config)).values

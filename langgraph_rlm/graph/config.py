@@ -164,6 +164,12 @@ class RLMSettings:
         "store, so a resumed, replayed or forked run never pays twice; runs without a thread keep none.",
         env="RLM_CACHE_SUB_CALLS",
     )
+    approve_code: bool = setting(
+        False,
+        "Pause before each cell of the root RLM until a person approves, edits or rejects its code "
+        "(on the terminal, or Command(resume=...) from the SDK / Studio); rlm_query children do not ask.",
+        env="RLM_APPROVE_CODE",
+    )
     allow_dirs: tuple[str, ...] = setting(
         (), "Folders whose files load_file may read (besides the contexts).", env="RLM_ALLOW_DIRS"
     )

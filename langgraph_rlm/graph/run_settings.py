@@ -1,9 +1,10 @@
 """What one run may choose for itself.
 
 A run's `context` comes from whoever calls the graph; on a LangGraph server that is a remote
-caller. It may pick among the operator's models and lower the operator's limits. Where code runs,
-which endpoint and credentials are used, where state is kept and which host folders are readable
-belong to the operator alone (environment, `build_rlm_graph` arguments).
+caller. It may pick among the operator's models, lower the operator's limits and turn safeguards
+(approval of code) on, never off. Where code runs, which endpoint and credentials are used, where
+state is kept and which host folders are readable belong to the operator alone (environment,
+`build_rlm_graph` arguments).
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ LIMITS = (
 )
 NO_LIMIT_AT_ZERO = ("max_tokens", "max_cost")
 CHOICES = ("compact_threshold", "compact_turns", "cache_sub_calls")
-PER_RUN = (*MODELS, *LIMITS, *CHOICES)
+SAFEGUARDS = ("approve_code",)
+PER_RUN = (*MODELS, *LIMITS, *CHOICES, *SAFEGUARDS)
 
 
 class RunSettingsError(ValueError):
@@ -100,6 +102,10 @@ def checked(key: str, value: Any, defaults: RLMSettings) -> Any:
     if kind is bool:
         if not isinstance(value, bool):
             raise RunSettingsError(f"context key {key!r} must be true or false, not {value!r:.40}")
+        if key in SAFEGUARDS and getattr(defaults, key) and not value:
+            raise RunSettingsError(
+                f"context key {key!r}: the operator turned it on; a run may not turn it off"
+            )
         return value
     numeric = (int,) if kind is int else (int, float)
     if isinstance(value, bool) or not isinstance(value, numeric):

@@ -92,6 +92,7 @@ class RLMState:
     iteration: int = 0
     turn_start: int = 0
     started_at: float = 0.0
+    approve_code: bool = False
     active_seconds: Annotated[float, operator.add] = 0.0
     usage: Annotated[Usage, add_usage] = field(default_factory=dict)
     total_usage: Annotated[Usage, add_usage] = field(default_factory=dict)

@@ -29,7 +29,7 @@ def child_runner(settings: RLMSettings, parent: str, resources: Resources) -> Ch
         from langgraph_rlm.graph.builder import build_rlm_graph
         from langgraph_rlm.persistence.contexts import describe_blob
 
-        child = replace(settings, depth=settings.depth + 1, compact_turns=False)
+        child = replace(settings, depth=settings.depth + 1, compact_turns=False, approve_code=False)
         contexts = (
             [await asyncio.to_thread(describe_blob, context_sha, 0, resources.blobs)] if context_sha else []
         )

@@ -13,6 +13,7 @@ from langgraph_rlm.llm.recursion import child_runner
 from langgraph_rlm.llm.root_prompt import best_answer_chars
 from langgraph_rlm.llm.subcalls import SubCallRouter
 from langgraph_rlm.llm.usage import add_usage
+from langgraph_rlm.nodes.approval import Reviewed, review
 from langgraph_rlm.prompts import render
 from langgraph_rlm.sandboxes.session import CellResult
 
@@ -21,6 +22,11 @@ async def execute(state: RLMState, runtime: Runtime[RLMSettings]) -> dict:
     settings, emit = runtime.context, runtime.stream_writer
     if not state.pending_code:
         return {} if state.stop_reason else {"messages": [HumanMessage(render("no_code"))]}
+    reviewing = settings.approve_code or state.approve_code
+    reviewed = review(state.pending_code, state.iteration) if reviewing else Reviewed(state.pending_code)
+    if not reviewed.blocks:
+        report = step_report([], reviewed, len(state.pending_code))
+        return {"messages": [HumanMessage(report)], "pending_code": []}
     resources = await resources_for(settings)
     router = SubCallRouter(
         settings.sub_model,
@@ -31,7 +37,7 @@ async def execute(state: RLMState, runtime: Runtime[RLMSettings]) -> dict:
             settings,
             state.usage,
             best_answer_chars(
-                state.contexts, state.messages, settings, settings.output_limit * len(state.pending_code)
+                state.contexts, state.messages, settings, settings.output_limit * len(reviewed.blocks)
             ),
         ),
         depth=settings.depth,
@@ -49,7 +55,7 @@ async def execute(state: RLMState, runtime: Runtime[RLMSettings]) -> dict:
     stored = 0
     async with session.lock:
         await session.ensure(state.repl["snapshot"])
-        for code in state.pending_code:
+        for code in reviewed.blocks:
             emit({"event": "code", "iteration": state.iteration, "code": code})
             result = await session.run(
                 code,
@@ -74,7 +80,7 @@ async def execute(state: RLMState, runtime: Runtime[RLMSettings]) -> dict:
                 break
     last = results[-1]
     return {
-        "messages": [HumanMessage(step_report(results))],
+        "messages": [HumanMessage(step_report(results, reviewed, len(state.pending_code)))],
         "repl": {"snapshot": last.snapshot, "variables": last.variables, "sandbox": session.sandbox_id},
         "answer": last.final,
         "limit_hit": router.budget.reached,
@@ -85,10 +91,21 @@ async def execute(state: RLMState, runtime: Runtime[RLMSettings]) -> dict:
     }
 
 
-def step_report(results: list[CellResult]) -> str:
-    if len(results) == 1:
-        return "REPL output:\n" + cell_report(results[0])
-    return "\n\n".join(f"REPL output of block {i}:\n{cell_report(r)}" for i, r in enumerate(results, 1))
+def step_report(results: list[CellResult], reviewed: Reviewed, blocks: int) -> str:
+    """What the model sees of its step; a block the user changed or refused says so in its output."""
+    outputs = [f"{edit_note(reviewed, i)}{cell_report(r)}" for i, r in enumerate(results, 1)]
+    if reviewed.rejected is not None and (not results or results[-1].final is None):
+        later = " (and the blocks after it)" if reviewed.rejected < blocks else ""
+        outputs.append(render("rejected", later=later, message=reviewed.message or "(none)"))
+    if len(outputs) == 1 and blocks == 1:
+        return "REPL output:\n" + outputs[0]
+    return "\n\n".join(f"REPL output of block {i}:\n{output}" for i, output in enumerate(outputs, 1))
+
+
+def edit_note(reviewed: Reviewed, block: int) -> str:
+    if block not in reviewed.edited:
+        return ""
+    return f"(the user edited this block; it ran as:\n```repl\n{reviewed.blocks[block - 1]}\n```)\n"
 
 
 def cell_report(result: CellResult) -> str:

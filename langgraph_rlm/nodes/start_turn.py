@@ -40,6 +40,7 @@ async def start_turn(state: RLMState, config: RunnableConfig, runtime: Runtime[R
         "iteration": 0,
         "started_at": time.time(),
         "active_seconds": Overwrite(0.0),
+        "approve_code": settings.approve_code,
         "usage": Overwrite({}),
         "answer": None,
         "stop_reason": None,

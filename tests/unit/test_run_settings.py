@@ -81,3 +81,11 @@ def test_a_run_may_set_a_token_or_dollar_limit_but_never_lift_the_operators():
     for context in ({"max_tokens": 0}, {"max_tokens": 20_000}, {"max_cost": 0}, {"max_cost": 2.0}):
         with pytest.raises(RunSettingsError, match="operator's"):
             settings_for_run(limited, context)
+
+
+def test_a_run_may_ask_for_approval_of_code_but_never_skip_the_operators():
+    assert settings_for_run(OPERATOR, {"approve_code": True}).approve_code is True
+    required = RLMSettings(approve_code=True)
+    assert settings_for_run(required, {"approve_code": True}).approve_code is True
+    with pytest.raises(RunSettingsError, match="'approve_code': the operator turned it on"):
+        settings_for_run(required, {"approve_code": False})
