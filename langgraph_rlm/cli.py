@@ -22,7 +22,7 @@ from rich.text import Text
 
 from langgraph_rlm import signals
 from langgraph_rlm.graph.config import POSITIVE_SETTINGS, SANDBOXES, RLMSettings
-from langgraph_rlm.progress import Progress, cost_text, usage_line
+from langgraph_rlm.progress import Progress, cost_text, intro, usage_line
 from langgraph_rlm.sandboxes import check_available
 from langgraph_rlm.sandboxes.base import SandboxLost, SandboxUnavailable
 from langgraph_rlm.terminal import literal, write_answer
@@ -186,8 +186,12 @@ def main() -> None:
 @handle_errors
 def run(question: str, contexts: tuple[str, ...], thread: str, quiet: bool, **options: Any) -> None:
     """Answer QUESTION about the --context files; the answer alone goes to stdout."""
-    settings, paths = prepare(question, contexts, options)
-    answer = signals.run(ask(question, paths, settings, thread, Progress(stderr, quiet)))
+    progress = Progress(stderr, quiet)
+    try:
+        settings, paths = prepare(question, contexts, options, thread, progress)
+        answer = signals.run(ask(question, paths, settings, thread, progress))
+    finally:
+        progress.close()
     write_answer(answer, sys.stdout)
 
 
@@ -199,8 +203,13 @@ def run(question: str, contexts: tuple[str, ...], thread: str, quiet: bool, **op
 @handle_errors
 def chat(contexts: tuple[str, ...], thread: str, quiet: bool, **options: Any) -> None:
     """An interactive conversation; every turn is saved to the thread as it ends."""
-    settings, paths = prepare("chat", contexts, options)
-    stderr.print(literal(f"thread {thread} · sandbox {settings.sandbox} · /exit or Ctrl-D to leave", "dim"))
+    progress = Progress(stderr, quiet)
+    try:
+        settings, paths = prepare("chat", contexts, options, thread, progress)
+    finally:
+        progress.close()
+    said = intro(str(settings.root_model()), settings.api_base, settings.sandbox, thread)
+    stderr.print(literal(f"{said} · /exit or Ctrl-D to leave", "dim"))
     while True:
         try:
             question = stderr.input("[bold green]you>[/] ").strip()
@@ -210,7 +219,12 @@ def chat(contexts: tuple[str, ...], thread: str, quiet: bool, **options: Any) ->
             return
         if not question:
             continue
-        answer = signals.run(ask(question, paths, settings, thread, Progress(stderr, quiet)))
+        progress = Progress(stderr, quiet)
+        progress.begin(f"asking {settings.root_model()}", keep=False)
+        try:
+            answer = signals.run(ask(question, paths, settings, thread, progress))
+        finally:
+            progress.close()
         write_answer(answer, sys.stdout)
         paths = []
 
@@ -320,29 +334,41 @@ def trace(thread: str, html_path: str | None, jsonl_path: str | None, **store: s
 
 
 @main.command()
+@click.option("--models", is_flag=True, help="Also send one tiny request to each configured model.")
 @settings_options
 @handle_errors
-def doctor(thread: str, quiet: bool, **options: Any) -> None:
-    """Report which sandboxes can run here and which model credentials are present."""
-    from langgraph_rlm.doctor import credential_names, model_checks, sandbox_checks
+def doctor(thread: str, quiet: bool, models: bool, **options: Any) -> None:
+    """Report which sandboxes can run here and which model credentials are present; fails when
+    the configured sandbox cannot run (or, with --models, a model does not answer)."""
+    from langgraph_rlm.doctor import credential_names, model_answers, model_checks, sandbox_checks
 
     settings = build_settings(options)
+    checks = [*sandbox_checks(settings), *model_checks(settings)]
+    if models:
+        checks += signals.run(model_answers(settings))
     table = Table("check", "status", "detail")
-    for check in [*sandbox_checks(settings), *model_checks(settings)]:
+    table.columns[0].no_wrap = True
+    for check in checks:
         status = "[green]ok[/]" if check.ok else "[red]unavailable[/]"
-        table.add_row(check.name, status, literal(check.detail))
+        table.add_row(literal(check.name), status, literal(check.detail))
     stdout.print(table)
     names = credential_names()
     stdout.print(literal(f"credentials in the environment (names only): {', '.join(names) or 'none'}"))
+    failed = [
+        c.name for c in checks if not c.ok and (c.name == settings.sandbox or c.name.endswith(" answers"))
+    ]
+    if failed:
+        raise click.ClickException(f"not ready: {', '.join(failed)} (see the table above)")
 
 
 # --- helpers ------------------------------------------------------------------------------------
 
 
 def prepare(
-    question: str, contexts: tuple[str, ...], options: dict[str, Any]
+    question: str, contexts: tuple[str, ...], options: dict[str, Any], thread: str, progress: Progress
 ) -> tuple[RLMSettings, list[str]]:
-    """Everything that can be checked before a model is called or a sandbox started."""
+    """Everything that can be checked before a model is called or a sandbox started; says what
+    the run will do before the first slow check (credentials: litellm loads for it)."""
     if not question.strip():
         raise UserError("the question is empty")
     settings = build_settings(options)
@@ -351,11 +377,12 @@ def prepare(
         check_available(settings.sandbox)
     except SandboxUnavailable as exc:
         raise UserError(str(exc)) from None
-    check_credentials(settings)
     if settings.approve_code and not sys.stdin.isatty():
         raise UserError(
             "--approve asks on the terminal, and stdin is not one (approve through the SDK instead)"
         )
+    progress.begin(intro(str(settings.root_model()), settings.api_base, settings.sandbox, thread))
+    check_credentials(settings)
     return settings, paths
 
 

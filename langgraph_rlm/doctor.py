@@ -1,17 +1,25 @@
-"""What can run on this machine: each sandbox, and which model credentials are present."""
+"""What can run on this machine: each sandbox, which model credentials are present, and (on
+request) whether each configured model answers."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from langgraph_rlm.graph.config import SANDBOXES, RLMSettings
 from langgraph_rlm.sandboxes import check_available
 from langgraph_rlm.sandboxes.base import SandboxUnavailable
 
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
 CREDENTIAL_SUFFIXES = ("_API_KEY", "_API_TOKEN", "_ACCESS_KEY_ID")
+PING = "Reply with the word OK."
 
 
 @dataclass
@@ -93,14 +101,39 @@ def credential_names() -> list[str]:
     return sorted(k for k, v in os.environ.items() if k.endswith(CREDENTIAL_SUFFIXES) and v.strip())
 
 
+def configured_models(settings: RLMSettings) -> list[tuple[str, str | BaseChatModel]]:
+    depths = [(f"depth-{depth} model", model) for depth, model in enumerate(settings.depth_models)]
+    return [("model", settings.model), ("sub-model", settings.sub_model), *depths]
+
+
 def model_checks(settings: RLMSettings) -> list[Check]:
     from langgraph_rlm.llm.models import missing_credentials
 
     checks = []
-    depths = [(f"depth-{depth} model", model) for depth, model in enumerate(settings.depth_models)]
-    for role, model in (("model", settings.model), ("sub-model", settings.sub_model), *depths):
+    for role, model in configured_models(settings):
         missing = missing_credentials(model, settings.api_base)
         where = f" via {settings.api_base}" if settings.api_base else ""
         detail = f"needs {', '.join(missing)}" if missing else f"credentials present{where}"
         checks.append(Check(f"{role} {model}", not missing, detail))
     return checks
+
+
+async def model_answers(settings: RLMSettings) -> list[Check]:
+    """One tiny request to each configured model, all at once, none retried: what a first run
+    would meet, found in seconds."""
+    from langgraph_rlm.llm.models import ask
+    from langgraph_rlm.llm.retry import ModelCallError, named, with_retries
+
+    async def answers(role: str, model: str | BaseChatModel) -> Check:
+        started = time.monotonic()
+        try:
+            await with_retries(
+                lambda: ask(model, PING, settings.api_base, 0, max_tokens=5),
+                retries=0,
+                model=named(model, settings.api_base),
+            )
+        except ModelCallError as exc:
+            return Check(f"{role} {named(model)} answers", False, str(exc))
+        return Check(f"{role} {named(model)} answers", True, f"answered in {time.monotonic() - started:.1f}s")
+
+    return list(await asyncio.gather(*(answers(role, model) for role, model in configured_models(settings))))

@@ -11,6 +11,20 @@ from rich.syntax import Syntax
 from langgraph_rlm.llm.usage import Usage, unpriced
 from langgraph_rlm.terminal import literal, visible
 
+SANDBOX_NAMES = {
+    "local": "a local bubblewrap sandbox",
+    "docker": "a Docker container",
+    "e2b": "an E2B cloud sandbox",
+    "process": "a plain child process (no isolation)",
+}
+
+
+def intro(model: str, api_base: str | None, sandbox: str, thread: str) -> str:
+    """What a run is about to do, said before anything slow happens."""
+    where = SANDBOX_NAMES.get(sandbox, sandbox)
+    return f"thread {thread} · {model} at {api_base or 'the provider'} · code runs in {where}"
+
+
 CODE_LINES = 20
 OUTPUT_LINES = 8
 
@@ -25,10 +39,30 @@ class Progress:
         self.running = 0
         self.done = 0
         self.status: Any = None
+        self.waiting: Any = None
+        self.intro = ""
         self.started = time.monotonic()
 
+    def begin(self, intro: str, keep: bool = True) -> None:
+        """Loading and the first model call take seconds: on a terminal a spinner says at once what
+        is about to happen, and the first event leaves `intro` as a line (`keep`). A run that fails
+        first shows its one error line alone."""
+        if not self.quiet:
+            self.intro = intro if keep else ""
+            self.waiting = self.console.status(f"{intro} · loading…")
+            self.waiting.start()
+
+    def close(self) -> None:
+        if self.waiting is not None:
+            self.waiting.stop()
+            self.waiting = None
+
     def __call__(self, event: dict[str, Any]) -> None:
-        if self.quiet:
+        if self.waiting is not None:
+            self.close()
+            if self.intro:
+                self.console.print(literal(self.intro, "dim"), soft_wrap=True)
+        if self.quiet or not event:
             return
         handler = getattr(self, f"_on_{event.get('event')}", None)
         if handler is not None:
@@ -87,6 +121,7 @@ class Progress:
             self.done = 0
 
     def finish(self, usage: Usage, stop_reason: str | None) -> None:
+        self({})
         self._stop_status()
         if self.quiet:
             return

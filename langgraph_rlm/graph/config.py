@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from langchain_core.language_models import BaseChatModel
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
 
 DEFAULT_MODEL = "openai/gpt-5"
 DEFAULT_SUB_MODEL = "openai/gpt-5-mini"
@@ -238,7 +239,7 @@ def parse_setting(name: str, raw: str, env: str = "") -> Any:
     spec = next(f for f in fields(RLMSettings) if f.name == name)
     env = env or spec.metadata["env"]
     kind = type(spec.default)
-    if spec.default is None or kind is str or isinstance(spec.default, BaseChatModel):
+    if spec.default is None or kind is str:
         return raw or None if spec.default is None else raw
     if kind is bool:
         lowered = raw.strip().lower()

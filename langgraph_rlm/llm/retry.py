@@ -70,9 +70,33 @@ def describe(exc: BaseException, model: str, attempts: int) -> str:
     detail = " ".join(str(exc).split())[:300] or type(exc).__name__
     status = status_of(exc)
     kind = f"{type(exc).__name__} ({status})" if status else type(exc).__name__
+    if cannot_connect(exc):
+        return (
+            f"{model}: cannot connect after {attempts} attempt(s); check the endpoint (--api-base, "
+            f"RLM_API_BASE) and the network ({detail})"
+        )
+    if status in (401, 403) or "Authentication" in type(exc).__name__:
+        return (
+            f"{model}: the provider refused the credentials, not retried; check {key_name(model)} ({detail})"
+        )
     if is_transient(exc):
         return f"{model}: {kind} after {attempts} attempt(s): {detail}"
     return f"{model}: {kind}, not retried: {detail}"
+
+
+def cannot_connect(exc: BaseException) -> bool:
+    """Nothing answered at the endpoint (litellm reports it as an error 500 "Connection error")."""
+    chain = [exc, exc.__cause__, exc.__context__]
+    names = {kind.__name__ for error in chain if error is not None for kind in type(error).__mro__}
+    return bool(
+        names & {"APIConnectionError", "ConnectError", "ConnectionError"}
+    ) or "Connection error" in str(exc)
+
+
+def key_name(model: str) -> str:
+    """The environment variable a provider's key goes in, by litellm's naming."""
+    provider = model.split(" at ")[0].split("/")[0] if "/" in model else "openai"
+    return f"{provider.upper().replace('-', '_')}_API_KEY"
 
 
 async def with_retries(
@@ -97,8 +121,8 @@ async def with_retries(
             attempt += 1
 
 
-def named(model: Any) -> str:
-    """How a model appears in an error: its litellm string, or its class and model name."""
+def named(model: Any, api_base: str | None = None) -> str:
+    """How a model appears in an error: its litellm string and endpoint, or its class and model name."""
     if isinstance(model, str):
-        return model
+        return f"{model} at {api_base}" if api_base else model
     return str(getattr(model, "model", None) or getattr(model, "model_name", None) or type(model).__name__)

@@ -44,7 +44,7 @@ async def call_root_model(
     usage: Usage | None = None
     try:
         reply = await with_retries(
-            lambda: llm.ainvoke(messages, config, **options), retries=retries, model=named(model)
+            lambda: llm.ainvoke(messages, config, **options), retries=retries, model=named(model, api_base)
         )
         if not isinstance(reply, AIMessage):
             raise ModelCallFailed(f"the root model returned {type(reply).__name__}, not a message")

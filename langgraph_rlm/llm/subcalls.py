@@ -117,7 +117,7 @@ class SubCallRouter:
                 text, usage = await with_retries(
                     lambda: ask(target, prompt, self.api_base, self.depth, reservation.output),
                     retries=self.retries,
-                    model=named(target),
+                    model=named(target, self.api_base),
                     may_retry=self.budget.try_claim,
                 )
                 record["answer"] = text

@@ -6,8 +6,12 @@ came from. A model litellm does not price has cost None there: unknown, never a 
 
 from __future__ import annotations
 
-from langchain_core.messages import AIMessage
+from typing import TYPE_CHECKING
+
 from typing_extensions import TypedDict
+
+if TYPE_CHECKING:
+    from langchain_core.messages import AIMessage
 
 
 class ModelUsage(TypedDict):

@@ -104,10 +104,11 @@ def test_model_without_credentials(tmp_path, text_file):
     assert_one_line_error(done, "OPENAI_API_KEY", "--api-base", code=2)
 
 
-def test_model_server_down(tmp_path, text_file):
+def test_model_server_down_names_the_endpoint_and_what_to_check(tmp_path, text_file):
     need_bwrap()
-    done = run_rlm(["run", "q", "--context", str(text_file), *LOCAL, "http://127.0.0.1:9/v1", "-q"], tmp_path)
-    assert_one_line_error(done, "root model call failed", code=1)
+    done = run_rlm(["run", "q", "--context", str(text_file), *LOCAL, "http://127.0.0.1:9/v1"], tmp_path)
+    expected = ("root model call failed", "at http://127.0.0.1:9/v1: cannot connect", "--api-base", "network")
+    assert_one_line_error(done, *expected, code=1)
 
 
 def test_model_server_answering_garbage_then_resume_loses_nothing(tmp_path, text_file):

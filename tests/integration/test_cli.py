@@ -129,6 +129,8 @@ def test_init_then_status_then_run(tmp_path):
         done = run_rlm(["run", "how long is it?", "--thread", "t2", *model_flags(server)], tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "1234"
+    intro = f"thread t2 · openai/scripted at {server.url} · code runs in a local bubblewrap sandbox"
+    assert done.stderr.splitlines()[0] == intro
     status = run_rlm(["status", "--thread", "t2"], tmp_path)
     assert status.returncode == 0, status.stderr
     assert "data.txt" in status.stdout and "1,234" in status.stdout
@@ -253,6 +255,31 @@ def test_doctor_reports_sandboxes_and_credential_names_only(tmp_path):
     no_bwrap = run_rlm(["doctor"], tmp_path, env={"PATH": "/nonexistent"})
     local = next(line for line in no_bwrap.stdout.splitlines() if line.startswith("│ local"))
     assert "unavailable" in local
+
+
+def test_doctor_models_sends_one_tiny_request_to_each_model_and_fails_when_one_does_not_answer(tmp_path):
+    with ScriptedOpenAIServer(lambda messages: "OK") as server:
+        done = run_rlm(["doctor", "--models", *model_flags(server)], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"model openai/scripted answers\s+│ ok", done.stdout)
+    assert re.search(r"sub-model openai/scripted-sub answers\s+│ ok", done.stdout)
+    assert len(server.log) == 2 and all(entry["max_tokens"] == 5 for entry in server.log)
+
+    dead = ["--model", "openai/m", "--sub-model", "openai/m", "--api-base", "http://127.0.0.1:9/v1"]
+    down = run_rlm(["doctor", "--models", *dead], tmp_path)
+    assert down.returncode == 1
+    assert down.stderr.strip().splitlines() == [
+        "error: not ready: model openai/m answers, sub-model openai/m answers (see the table above)"
+    ]
+    assert "cannot" in down.stdout and "RLM_API_BASE" in down.stdout
+
+
+def test_doctor_fails_when_the_configured_sandbox_cannot_run(tmp_path):
+    done = run_rlm(
+        ["doctor", "--sandbox", "docker"], tmp_path, env={"DOCKER_HOST": "unix:///nonexistent.sock"}
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == ["error: not ready: docker (see the table above)"]
 
 
 def test_e2b_sandbox_end_to_end_with_the_real_sdk(tmp_path):

@@ -65,7 +65,8 @@ async def test_a_refused_key_fails_at_once_and_names_the_model(tmp_path):
         result = await graph_for(server, tmp_path, sub_call_retries=3).ainvoke({"query": "q"})
     assert len(sub_attempts) == 1
     answer = result["answer"]
-    assert answer.startswith("LLMQueryError") and "openai/scripted-sub" in answer and "not retried" in answer
+    assert answer.startswith("LLMQueryError") and "openai/scripted-sub at http://" in answer
+    assert "refused the credentials, not retried; check OPENAI_API_KEY" in answer
     assert "\n" not in answer
 
 
@@ -79,7 +80,10 @@ async def test_a_refused_root_call_ends_the_run_with_one_line_at_once(tmp_path):
 
     with (
         ScriptedOpenAIServer(model) as server,
-        pytest.raises(Exception, match=r"root model call failed: openai/scripted: .*not retried") as failed,
+        pytest.raises(
+            Exception,
+            match=r"root model call failed: openai/scripted at http://\S+: .*not retried; check OPENAI_API_KEY",
+        ) as failed,
     ):
         await graph_for(server, tmp_path, sub_call_retries=3).ainvoke({"query": "q"})
     assert len(calls) == 1 and "\n" not in str(failed.value)
