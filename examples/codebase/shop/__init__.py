@@ -1,0 +1,1 @@
+"""A tiny shop: carts, prices and payments (an example code base for `rlm`)."""
