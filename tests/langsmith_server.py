@@ -1,7 +1,7 @@
 """A stand-in LangSmith endpoint for tests: it takes the runs a real langsmith client uploads.
 
-It answers /info as a server that wants JSON batches, and still reads the multipart form a client
-may send instead. Each run's posted and patched fields are merged under its id; `received` counts
+Its /info asks for multipart forms (what LangSmith itself takes) or, with `multipart=False`, for
+JSON batches. Each run's posted and patched fields are merged under its id; `received` counts
 every byte uploaded, so a test can measure how a trace grows.
 """
 
@@ -16,22 +16,22 @@ from typing import Any
 
 from tests.loopback import LoopbackServer, QuietHandler
 
-INFO = {
-    "version": "0.0-test",
-    "batch_ingest_config": {
-        "use_multipart_endpoint": False,
-        "size_limit": 100,
-        "size_limit_bytes": 20_971_520,
-        "scale_up_nthreads_limit": 16,
-        "scale_up_qsize_trigger": 1000,
-        "scale_down_nempty_trigger": 4,
-    },
-    "instance_flags": {},
+BATCHES = {
+    "size_limit": 100,
+    "size_limit_bytes": 20_971_520,
+    "scale_up_nthreads_limit": 16,
+    "scale_up_qsize_trigger": 1000,
+    "scale_down_nempty_trigger": 4,
 }
 
 
 class LangSmithServer(LoopbackServer):
-    def __init__(self) -> None:
+    def __init__(self, multipart: bool = True) -> None:
+        self.info = {
+            "version": "0.0-test",
+            "batch_ingest_config": {**BATCHES, "use_multipart_endpoint": multipart},
+            "instance_flags": {},
+        }
         self.runs: dict[str, dict[str, Any]] = {}
         self.received = 0
         self.lock = threading.Lock()
@@ -55,7 +55,7 @@ class LangSmithServer(LoopbackServer):
 
         class Handler(QuietHandler):
             def do_GET(self) -> None:
-                self._json(200, INFO if self.path.startswith("/info") else {})
+                self._json(200, server.info if self.path.startswith("/info") else {})
 
             def do_POST(self) -> None:
                 body = self._body()

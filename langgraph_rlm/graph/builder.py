@@ -49,6 +49,7 @@ class RLMGraph(StateGraph):
 
 
 def traced_state(state: RLMState) -> dict[str, Any]:
+    """A node's input as its run records it (the node itself gets the whole state)."""
     shown = {f.name: getattr(state, f.name) for f in fields(state) if f.name not in COUNTED}
     return {**shown, **{name: f"{len(getattr(state, name))} entries" for name in COUNTED}}
 

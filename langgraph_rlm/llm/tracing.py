@@ -92,16 +92,12 @@ def traced_prompt(prompt: str) -> str:
 
 
 def model_params(model: str | BaseChatModel) -> dict[str, Any]:
-    """The ls_* metadata LangSmith shows a model and prices it by."""
+    """The ls_* metadata LangSmith shows a model by. A litellm string's provider is its prefix
+    (asking litellm could import it on the event loop, seconds the first time)."""
     if isinstance(model, BaseChatModel):
         params = model._get_ls_params()
         return {key: params[key] for key in ("ls_provider", "ls_model_name") if params.get(key)}
-    from langgraph_rlm.llm.models import import_litellm
-
-    try:
-        provider = import_litellm().get_llm_provider(model)[1]
-    except Exception:
-        provider = "litellm"
+    provider = model.split("/", 1)[0] if "/" in model else "litellm"
     return {"ls_provider": provider, "ls_model_name": model, "ls_model_type": "chat"}
 
 
