@@ -23,6 +23,7 @@ TREE_STEP = (
     "```"
 )
 MARK = "Q" * 64
+PRICED = "openai/gpt-4o-mini"
 
 
 def tree_model(messages: list[dict[str, Any]]) -> str:
@@ -46,8 +47,14 @@ def steps_model(messages: list[dict[str, Any]]) -> str:
     return "```repl\nFINAL('done')\n```"
 
 
-def traced_rlm(server: ScriptedOpenAIServer, langsmith: LangSmithServer, tmp_path: Path, *args: str):
-    flags = ["--model", "openai/scripted", "--sub-model", "openai/scripted", "--api-base", server.url]
+def traced_rlm(
+    server: ScriptedOpenAIServer,
+    langsmith: LangSmithServer,
+    tmp_path: Path,
+    *args: str,
+    sub_model: str = "openai/scripted",
+):
+    flags = ["--model", "openai/scripted", "--sub-model", sub_model, "--api-base", server.url]
     env = {
         "LANGSMITH_TRACING": "true",
         "LANGSMITH_ENDPOINT": langsmith.url,
@@ -76,7 +83,9 @@ def test_sub_calls_and_child_rlms_nest_under_the_step_that_made_them(tmp_path, u
     context = tmp_path / "context.txt"
     context.write_text(MARK + "x" * (1 << 20))
     with ScriptedOpenAIServer(tree_model) as server, LangSmithServer(upload == "multipart") as langsmith:
-        done = traced_rlm(server, langsmith, tmp_path, "what is it", "--context", str(context))
+        done = traced_rlm(
+            server, langsmith, tmp_path, "what is it", "--context", str(context), sub_model=PRICED
+        )
         runs, uploaded = dict(langsmith.runs), langsmith.received
     assert done.stdout.strip().startswith("['sub answer to first prompt', 'sub answer to second prompt']")
     assert "Pydantic" not in done.stderr, done.stderr
@@ -93,7 +102,7 @@ def test_sub_calls_and_child_rlms_nest_under_the_step_that_made_them(tmp_path, u
         assert run["run_type"] == "llm"
         chain = ancestors(runs, run)
         assert chain[0]["name"] == "execute" and chain[-1] is root
-        assert metadata(run)["ls_model_name"] == "openai/scripted"
+        assert metadata(run)["ls_model_name"] == PRICED
         assert metadata(run)["ls_provider"] == "openai"
     cached = [run for run in sub_calls if metadata(run)["cached"]]
     assert [run["inputs"]["messages"][0]["content"] for run in cached] == ["first prompt"]
@@ -101,6 +110,7 @@ def test_sub_calls_and_child_rlms_nest_under_the_step_that_made_them(tmp_path, u
         tokens = metadata(run)["usage_metadata"]
         assert tokens["input_tokens"] > 0 and tokens["output_tokens"] > 0
         assert tokens["total_tokens"] == tokens["input_tokens"] + tokens["output_tokens"]
+        assert tokens["total_cost"] > 0
         assert run["outputs"]["choices"][0]["message"]["content"].startswith("sub answer to")
 
     (big,) = [run for run in sub_calls if run["inputs"]["messages"][0]["content"].startswith("summarise")]
