@@ -7,19 +7,24 @@
 
 check_final goes to compact_memory when the answer is in, or when the next prompt would pass the
 compaction threshold of the model's window; a reached limit first asks generate_code for a best answer.
+
+In a trace the compiled graph's run is named RLM and each node's run records the state with the
+conversation counted, not repeated: every root call's own run shows the prompt it was sent, so a
+trace grows with the steps of a question, not with their square.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
-from langgraph.types import Command
+from langgraph.types import Command, TracePolicy
 
 from langgraph_rlm.graph.config import RLMSettings
 from langgraph_rlm.graph.run_settings import RunContext, settings_for_run
@@ -31,6 +36,25 @@ from langgraph_rlm.nodes.generate_code import generate_code
 from langgraph_rlm.nodes.start_turn import start_turn
 
 RECURSION_LIMIT = 200
+GRAPH_NAME = "RLM"
+COUNTED = ("messages", "history")
+
+
+class RLMGraph(StateGraph):
+    """Compiles to a graph named RLM unless told otherwise; LangGraph would call every graph's
+    run "LangGraph", the root's and each child RLM's alike."""
+
+    def compile(self, *args: Any, name: str | None = None, **kwargs: Any) -> CompiledStateGraph:
+        return super().compile(*args, name=name or GRAPH_NAME, **kwargs)
+
+
+def traced_state(state: RLMState) -> dict[str, Any]:
+    """A node's input as its run records it (the node itself gets the whole state)."""
+    shown = {f.name: getattr(state, f.name) for f in fields(state) if f.name not in COUNTED}
+    return {**shown, **{name: f"{len(getattr(state, name))} entries" for name in COUNTED}}
+
+
+TRACE_POLICY = TracePolicy(process_inputs=traced_state)
 
 
 def build_rlm_graph(
@@ -39,7 +63,7 @@ def build_rlm_graph(
     *,
     settings: RLMSettings | None = None,
     **overrides: Any,
-) -> StateGraph:
+) -> RLMGraph:
     """The uncompiled RLM graph; compile it with the checkpointer of your choice.
 
     `model`, `sub_model` and `overrides` are the operator's settings (see RLMSettings); a run's
@@ -57,19 +81,26 @@ def build_rlm_graph(
             started = time.monotonic()
             if node is start_turn:
                 return await node(state, config, runtime)
-            return with_active_time(await node(state, runtime), time.monotonic() - started)
+            given = (state, config, runtime) if node is execute else (state, runtime)
+            return with_active_time(await node(*given), time.monotonic() - started)
 
         run.__name__ = node.__name__
         return run
 
-    graph = StateGraph(RLMState, context_schema=RunContext, input_schema=RLMInput, output_schema=RLMOutput)
-    graph.add_node("start_turn", with_settings(start_turn))
-    graph.add_node("generate_code", with_settings(generate_code))
-    graph.add_node("execute", with_settings(execute))
+    graph = RLMGraph(RLMState, context_schema=RunContext, input_schema=RLMInput, output_schema=RLMOutput)
+    traced = {"trace_policy": TRACE_POLICY}
+    graph.add_node("start_turn", with_settings(start_turn), **traced)
+    graph.add_node("generate_code", with_settings(generate_code), **traced)
+    graph.add_node("execute", with_settings(execute), **traced)
     graph.add_node(
-        "check_final", with_settings(check_final), destinations=("generate_code", "compact_memory")
+        "check_final",
+        with_settings(check_final),
+        destinations=("generate_code", "compact_memory"),
+        **traced,
     )
-    graph.add_node("compact_memory", with_settings(compact_memory), destinations=("generate_code", END))
+    graph.add_node(
+        "compact_memory", with_settings(compact_memory), destinations=("generate_code", END), **traced
+    )
 
     graph.add_edge(START, "start_turn")
     graph.add_edge("start_turn", "generate_code")

@@ -32,9 +32,9 @@ def chat_model(model: str | BaseChatModel, api_base: str | None = None) -> BaseC
 @lru_cache(maxsize=32)
 def _litellm_chat_model(model: str, api_base: str | None) -> BaseChatModel:
     import_litellm()
-    from langchain_litellm import ChatLiteLLM
+    from langgraph_rlm.llm.litellm_chat import PlainUsageChatLiteLLM
 
-    return ChatLiteLLM(model=model, max_retries=0, **connection(model, api_base))
+    return PlainUsageChatLiteLLM(model=model, max_retries=0, **connection(model, api_base))
 
 
 @lru_cache(maxsize=32)

@@ -13,6 +13,8 @@ from langgraph_rlm.llm.cache import CHILD
 from langgraph_rlm.llm.subcalls import ChildRun, ChildRunner, shown_model
 from langgraph_rlm.trajectory.records import CHILD_TEXT_CHARS, StepLog
 
+SHOWN_QUESTION = 60
+
 if TYPE_CHECKING:
     from langgraph_rlm.graph.config import RLMSettings
     from langgraph_rlm.graph.resources import Resources
@@ -42,7 +44,7 @@ def child_runner(settings: RLMSettings, parent: str, resources: Resources) -> Ch
                 async for mode, chunk in graph.astream(
                     {"query": prompt, "contexts": contexts},
                     context=child,
-                    config={"configurable": {"thread_id": key}},
+                    config={"configurable": {"thread_id": key}, "run_name": run_name(child.depth, prompt)},
                     stream_mode=["updates", "values"],
                 ):
                     if mode == "values":
@@ -58,3 +60,10 @@ def child_runner(settings: RLMSettings, parent: str, resources: Resources) -> Ch
         return ChildRun(result["answer"], result["usage"], model, log.steps, result.get("stop_reason"))
 
     return run_child
+
+
+def run_name(depth: int, prompt: str) -> str:
+    """What a child's run is called in a trace, under the execute step whose cell asked it."""
+    head = " ".join(prompt.split())
+    head = head if len(head) <= SHOWN_QUESTION else head[:SHOWN_QUESTION] + "..."
+    return f"rlm_query depth {depth}: {head}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from langchain_core.language_models import BaseChatModel
 
@@ -13,8 +13,12 @@ from langgraph_rlm.llm.budget import SubCallBudget, SubCallLimitReached
 from langgraph_rlm.llm.cache import SubCallCache
 from langgraph_rlm.llm.models import ask, model_name
 from langgraph_rlm.llm.retry import named, with_retries
+from langgraph_rlm.llm.tracing import SubCallRun
 from langgraph_rlm.llm.usage import Usage, add_usage, cache_hit, hits_of, price_warnings
 from langgraph_rlm.trajectory.records import CallLog, CallRecord, StepRecord
+
+if TYPE_CHECKING:
+    from langsmith.run_trees import RunTree
 
 
 class ChildRun(NamedTuple):
@@ -41,7 +45,8 @@ class ModelNotAllowed(ValueError):
 
 class SubCallRouter:
     """One per step of one RLM. `budget` is this step's branch of the question's budget, shared
-    with every child RLM below it; every request sent to a model (a retry too) is claimed first."""
+    with every child RLM below it; every request sent to a model (a retry too) is claimed first.
+    `trace`: the step's run in a LangSmith trace, which each sub-call's run goes under."""
 
     def __init__(
         self,
@@ -58,6 +63,7 @@ class SubCallRouter:
         load_text: TextLoader | None = None,
         emit: EventSink | None = None,
         cache: SubCallCache | None = None,
+        trace: RunTree | None = None,
     ) -> None:
         self.model = model
         self.api_base = api_base
@@ -71,6 +77,7 @@ class SubCallRouter:
         self.load_text = load_text
         self.emit = emit or (lambda event: None)
         self.cache = cache
+        self.trace = trace
         self.spent: Usage = {}
         self.started = 0
         self.log = CallLog()
@@ -100,6 +107,7 @@ class SubCallRouter:
         if self.cache is not None and (answer := await self.cache.answer(target, prompt)) is not None:
             self._answered_from_cache(target)
             self.log.keep({**record, "cached": True, "answer": answer}, started)
+            SubCallRun(self.trace, target, prompt, self.depth, cached=True).end(answer, None)
             return answer
         reservation = await self.budget.reserve(model_name(target), len(prompt), self.depth)
         try:
@@ -113,13 +121,15 @@ class SubCallRouter:
         async with self.semaphore:
             self.emit({"event": "subcall", "phase": "start", "n": number, "kind": "llm"})
             started = time.monotonic()
+            traced = SubCallRun(self.trace, target, prompt, self.depth)
             try:
-                text, usage = await with_retries(
-                    lambda: ask(target, prompt, self.api_base, self.depth, reservation.output),
-                    retries=self.retries,
-                    model=named(target, self.api_base),
-                    may_retry=self.budget.try_claim,
-                )
+                with traced.calling():
+                    text, usage = await with_retries(
+                        lambda: ask(target, prompt, self.api_base, self.depth, reservation.output),
+                        retries=self.retries,
+                        model=named(target, self.api_base),
+                        may_retry=self.budget.try_claim,
+                    )
                 record["answer"] = text
             except Exception as exc:
                 record["error"] = f"{type(exc).__name__}: {exc}"
@@ -128,6 +138,7 @@ class SubCallRouter:
                 self.budget.settle(reservation, usage)
                 self.log.keep(record, started, usage)
                 self.emit({"event": "subcall", "phase": "end", "n": number, "kind": "llm"})
+        traced.end(text, usage)
         for warning in price_warnings(usage):
             self.emit(warning)
         if self.cache is not None:

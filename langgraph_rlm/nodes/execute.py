@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from langchain_core.messages import HumanMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
 from langgraph_rlm.graph.config import RLMSettings
@@ -12,13 +13,14 @@ from langgraph_rlm.llm.budget import question_budget
 from langgraph_rlm.llm.recursion import child_runner
 from langgraph_rlm.llm.root_prompt import best_answer_chars
 from langgraph_rlm.llm.subcalls import SubCallRouter
+from langgraph_rlm.llm.tracing import step_run
 from langgraph_rlm.llm.usage import add_usage
 from langgraph_rlm.nodes.approval import Reviewed, review
 from langgraph_rlm.prompts import render
 from langgraph_rlm.sandboxes.session import CellResult
 
 
-async def execute(state: RLMState, runtime: Runtime[RLMSettings]) -> dict:
+async def execute(state: RLMState, config: RunnableConfig, runtime: Runtime[RLMSettings]) -> dict:
     settings, emit = runtime.context, runtime.stream_writer
     if not state.pending_code:
         return {} if state.stop_reason else {"messages": [HumanMessage(render("no_code"))]}
@@ -47,6 +49,7 @@ async def execute(state: RLMState, runtime: Runtime[RLMSettings]) -> dict:
         load_text=lambda sha: resources.blobs.get(sha).decode("utf-8", "replace"),
         emit=emit,
         cache=resources.sub_call_cache(settings, state.session),
+        trace=step_run(config),
     )
     timeout = min(settings.cell_timeout, max(1.0, settings.max_time - state.active_seconds))
     session = await resources.session(state.session, settings, state.contexts, state.repl.get("sandbox"))
