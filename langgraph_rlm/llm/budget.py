@@ -21,7 +21,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from langgraph_rlm.llm.usage import Usage, add_usage, unit_prices
+from langgraph_rlm.llm.model_table import unit_prices
+from langgraph_rlm.llm.usage import Usage, add_usage
 
 if TYPE_CHECKING:
     from langgraph_rlm.graph.config import RLMSettings

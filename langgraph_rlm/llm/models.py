@@ -9,9 +9,9 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
+from langgraph_rlm.llm import openai_compatible
+from langgraph_rlm.llm.openai_compatible import LOCAL_SERVER_KEY
 from langgraph_rlm.llm.usage import Usage, call_usage, usage_of
-
-LOCAL_SERVER_KEY = "no-key-needed"
 
 
 def import_litellm() -> Any:
@@ -26,7 +26,14 @@ def import_litellm() -> Any:
 def chat_model(model: str | BaseChatModel, api_base: str | None = None) -> BaseChatModel:
     if isinstance(model, BaseChatModel):
         return model
+    if openai_compatible.handles(model):
+        return _openai_compatible_chat(model, api_base)
     return _litellm_chat_model(model, api_base)
+
+
+@lru_cache(maxsize=32)
+def _openai_compatible_chat(model: str, api_base: str | None) -> BaseChatModel:
+    return openai_compatible.OpenAICompatibleChat(model=model, api_base=api_base)
 
 
 @lru_cache(maxsize=32)
@@ -50,18 +57,24 @@ def connection(model: str, api_base: str | None) -> dict[str, Any]:
 async def ask(
     model: str | BaseChatModel, prompt: str, api_base: str | None, depth: int, max_tokens: int | None = None
 ) -> tuple[str, Usage]:
-    """One prompt, one answer. A litellm string goes straight to litellm: for a batch of a hundred
-    sub-calls the chat-model wrapper's overhead is a measurable share of the time. The provider
+    """One prompt, one answer. A model string goes straight to its endpoint (an `openai/...` one)
+    or to litellm: for a batch of a hundred sub-calls the chat-model wrapper's overhead is a
+    measurable share of the time. The provider
     client's own retries are off: the sub_call_retries setting is the only retry loop. `max_tokens`
     holds the answer to what the question's budget reserved for it, a chat model object's too."""
     if not isinstance(model, str):
         reply = await model.ainvoke(prompt, **({} if max_tokens is None else {"max_tokens": max_tokens}))
         return reply.text, usage_of(reply, model_name(model), depth, "sub")
+    messages = [{"role": "user", "content": prompt}]
+    if openai_compatible.handles(model):
+        text, prompt_tokens, completion_tokens = await openai_compatible.complete(
+            model, messages, api_base, max_tokens
+        )
+        return text, call_usage(model, depth, "sub", prompt_tokens, completion_tokens)
     litellm = await asyncio.to_thread(import_litellm)
     options = await asyncio.to_thread(connection, model, api_base)
     if max_tokens is not None:
         options = {**options, "max_tokens": max_tokens}
-    messages = [{"role": "user", "content": prompt}]
     response = await litellm.acompletion(model=model, messages=messages, max_retries=0, **options)
     tokens = response.usage
     usage = call_usage(
@@ -82,6 +95,8 @@ def missing_credentials(model: str | BaseChatModel, api_base: str | None) -> lis
     a local server (api_base) needs no key."""
     if not isinstance(model, str):
         return []
+    if openai_compatible.handles(model):
+        return openai_compatible.missing_key(api_base)
     litellm = import_litellm()
     empty = {key: value for key, value in os.environ.items() if not value.strip()}
     for key in empty:

@@ -13,6 +13,7 @@ from langgraph.constants import TAG_NOSTREAM
 from langgraph_rlm.llm.budget import SubCallBudget
 from langgraph_rlm.llm.models import chat_model, model_name
 from langgraph_rlm.llm.retry import ModelCallError, named, with_retries
+from langgraph_rlm.llm.tracing import root_call_run
 from langgraph_rlm.llm.usage import Usage, usage_of
 
 
@@ -42,13 +43,18 @@ async def call_root_model(
         options["max_tokens"] = reservation.output
     config: RunnableConfig = {"tags": [TAG_NOSTREAM]} if internal else {}
     usage: Usage | None = None
+    traced = root_call_run(model, messages, depth)
     try:
-        reply = await with_retries(
-            lambda: llm.ainvoke(messages, config, **options), retries=retries, model=named(model, api_base)
-        )
+        with traced.calling():
+            reply = await with_retries(
+                lambda: llm.ainvoke(messages, config, **options),
+                retries=retries,
+                model=named(model, api_base),
+            )
         if not isinstance(reply, AIMessage):
             raise ModelCallFailed(f"the root model returned {type(reply).__name__}, not a message")
         usage = usage_of(reply, name, depth, "root")
+        traced.end(reply.text, usage)
     except ModelCallError as exc:
         raise ModelCallFailed(f"the root model call failed: {exc}") from exc
     finally:

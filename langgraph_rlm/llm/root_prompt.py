@@ -10,7 +10,7 @@ from langchain_core.messages.utils import count_tokens_approximately
 
 from langgraph_rlm.graph.config import RLMSettings
 from langgraph_rlm.graph.state import ContextRef
-from langgraph_rlm.llm.models import import_litellm
+from langgraph_rlm.llm.model_table import input_window
 from langgraph_rlm.prompts import render
 
 
@@ -50,21 +50,17 @@ def prompt_tokens(messages: list[BaseMessage]) -> int:
 
 
 def context_window(settings: RLMSettings) -> int | None:
-    """The root model's input window in tokens: the setting, else litellm's model info."""
+    """The root model's input window in tokens: the setting, else litellm's model table."""
     if settings.context_window > 0:
         return settings.context_window
     model = settings.root_model()
     if not isinstance(model, str):
         return None
-    try:
-        info = import_litellm().get_model_info(model)
-    except Exception:
-        return None
-    return info.get("max_input_tokens") or info.get("max_tokens")
+    return input_window(model)
 
 
 async def compaction_budget(settings: RLMSettings) -> int | None:
-    """The prompt size past which the working history is compacted (model info needs litellm,
-    whose import blocks, so it is looked up off the event loop)."""
+    """The prompt size past which the working history is compacted (the model table is read from
+    disk the first time, so off the event loop)."""
     window = await asyncio.to_thread(context_window, settings)
     return int(window * settings.compact_threshold) if window else None

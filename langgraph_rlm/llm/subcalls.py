@@ -13,7 +13,7 @@ from langgraph_rlm.llm.budget import SubCallBudget, SubCallLimitReached
 from langgraph_rlm.llm.cache import SubCallCache
 from langgraph_rlm.llm.models import ask, model_name
 from langgraph_rlm.llm.retry import named, with_retries
-from langgraph_rlm.llm.tracing import SubCallRun
+from langgraph_rlm.llm.tracing import sub_call_run
 from langgraph_rlm.llm.usage import Usage, add_usage, cache_hit, hits_of, price_warnings
 from langgraph_rlm.trajectory.records import CallLog, CallRecord, StepRecord
 
@@ -107,7 +107,7 @@ class SubCallRouter:
         if self.cache is not None and (answer := await self.cache.answer(target, prompt)) is not None:
             self._answered_from_cache(target)
             self.log.keep({**record, "cached": True, "answer": answer}, started)
-            SubCallRun(self.trace, target, prompt, self.depth, cached=True).end(answer, None)
+            sub_call_run(self.trace, target, prompt, self.depth, cached=True).end(answer, None)
             return answer
         reservation = await self.budget.reserve(model_name(target), len(prompt), self.depth)
         try:
@@ -121,7 +121,7 @@ class SubCallRouter:
         async with self.semaphore:
             self.emit({"event": "subcall", "phase": "start", "n": number, "kind": "llm"})
             started = time.monotonic()
-            traced = SubCallRun(self.trace, target, prompt, self.depth)
+            traced = sub_call_run(self.trace, target, prompt, self.depth)
             try:
                 with traced.calling():
                     text, usage = await with_retries(

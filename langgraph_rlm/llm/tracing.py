@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.runnables import RunnableConfig
+from langchain_core.messages import BaseMessage
+from langchain_core.runnables import RunnableConfig, ensure_config
 
 from langgraph_rlm.llm.usage import Usage
 
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from langsmith.run_trees import RunTree
 
 RUN_NAME = "llm_query"
+ROOT_RUN_NAME = "root model"
+NEW_MESSAGES = 2
 TRACED_PROMPT_CHARS = 16_384
 
 
@@ -34,27 +37,27 @@ def step_run(config: RunnableConfig | None) -> RunTree | None:
     return RunTree.from_runnable_config(dict(config))
 
 
-class SubCallRun:
-    """One sub-call's run (a cache hit included), or nothing when its step is not traced."""
+class ModelCallRun:
+    """One model call's run, or nothing when its step is not traced."""
 
     def __init__(
         self,
         parent: RunTree | None,
+        name: str,
         model: str | BaseChatModel,
-        prompt: str,
-        depth: int,
+        messages: list[dict[str, str]],
+        metadata: dict[str, Any],
         *,
         cached: bool = False,
     ) -> None:
         self.run: RunTree | None = None
         if parent is None:
             return
-        metadata = {**model_params(model), "depth": depth, "cached": cached, "prompt_chars": len(prompt)}
         self.run = parent.create_child(
-            RUN_NAME,
+            name,
             "llm",
-            inputs={"messages": [{"role": "user", "content": traced_prompt(prompt)}]},
-            extra={"metadata": metadata},
+            inputs={"messages": messages},
+            extra={"metadata": {**model_params(model), **metadata, "cached": cached}},
             tags=["cached"] if cached else None,
         )
         self.run.post()
@@ -82,6 +85,28 @@ class SubCallRun:
         self.run.set(usage_metadata=usage_metadata(usage or {}))
         self.run.end(outputs={"choices": [{"message": {"role": "assistant", "content": answer}}]})
         self.run.patch()
+
+
+def sub_call_run(
+    parent: RunTree | None, model: str | BaseChatModel, prompt: str, depth: int, *, cached: bool = False
+) -> ModelCallRun:
+    """A sub-call's run (a cache hit included)."""
+    messages = [{"role": "user", "content": traced_prompt(prompt)}]
+    metadata = {"depth": depth, "prompt_chars": len(prompt)}
+    return ModelCallRun(parent, RUN_NAME, model, messages, metadata, cached=cached)
+
+
+def root_call_run(model: str | BaseChatModel, messages: list[BaseMessage], depth: int) -> ModelCallRun:
+    """A root model call's run, under the node that makes it. Its prompt is the whole conversation
+    so far, which the step's earlier runs already hold: the run keeps the system prompt and what
+    is new since the last call, so a trace grows with the steps, not with their square."""
+    parent = step_run(ensure_config())
+    kept = [messages[0], *messages[-NEW_MESSAGES:]] if len(messages) > NEW_MESSAGES + 1 else messages
+    shown = [{"role": m.type, "content": traced_prompt(m.text)} for m in kept]
+    if len(kept) < len(messages):
+        note = f"[{len(messages) - len(kept)} earlier messages, shown in earlier runs of this trace]"
+        shown.insert(1, {"role": "system", "content": note})
+    return ModelCallRun(parent, ROOT_RUN_NAME, model, shown, {"depth": depth, "messages": len(messages)})
 
 
 def traced_prompt(prompt: str) -> str:

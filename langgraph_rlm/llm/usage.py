@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 from typing_extensions import TypedDict
 
+from langgraph_rlm.llm.model_table import unit_prices
+
 if TYPE_CHECKING:
     from langchain_core.messages import AIMessage
 
@@ -110,21 +112,6 @@ def hits_of(usage: Usage) -> Usage:
 def usage_of(message: AIMessage, model: str | None, depth: int, kind: str) -> Usage:
     tokens = message.usage_metadata or {}
     return call_usage(model, depth, kind, tokens.get("input_tokens", 0), tokens.get("output_tokens", 0))
-
-
-def unit_prices(model: str | None) -> tuple[float, float] | None:
-    """Dollars per input and per output token from litellm's price table; None when it has no price."""
-    if not model:
-        return None
-    from langgraph_rlm.llm.models import import_litellm
-
-    try:
-        prompt_cost, completion_cost = import_litellm().cost_per_token(
-            model=model, prompt_tokens=1, completion_tokens=1
-        )
-    except Exception:
-        return None
-    return float(prompt_cost), float(completion_cost)
 
 
 def price(model: str | None, input_tokens: int, output_tokens: int) -> float | None:
