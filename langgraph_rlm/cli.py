@@ -8,7 +8,6 @@ any earlier run left off.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -453,9 +452,10 @@ def benchmark(
 ) -> None:
     """Each run is a fresh thread, kept in the state dir for `rlm trace`; its turn is not
     summarised (no turn follows) unless --compact-turns says so."""
-    from langgraph_rlm.bench.report import plot, summarise, table
+    from langgraph_rlm.bench.progress import RunProgress
+    from langgraph_rlm.bench.report import plot, summarise, table, to_json
     from langgraph_rlm.bench.runner import run_bench
-    from langgraph_rlm.bench.sizes import parse_sizes, size_label
+    from langgraph_rlm.bench.sizes import parse_sizes
 
     try:
         tokens = parse_sizes(sizes)
@@ -474,22 +474,15 @@ def benchmark(
     if not quiet:
         stderr.print(literal(intro(model, settings.api_base, settings.sandbox, f"bench-{name}-*"), "dim"))
 
-    def said(result: dict[str, Any]) -> None:
-        if quiet:
-            return
-        verdict = "[green]right[/]" if result["correct"] else "[red]wrong[/]"
-        detail = result["error"] or f"answer {result['answer'][:60]!r}, expected {result['expected']}"
-        spent = f"{result['input_tokens'] + result['output_tokens']:,} tokens · {result['seconds']:.1f}s"
-        where = f"{name} {size_label(result['tokens'])} run {result['run']}/{runs}"
-        stderr.print(f"{literal(where)}: {verdict} · {literal(detail)} · {spent}", soft_wrap=True)
-
-    results = signals.run(run_bench(name, tokens, runs, seed, settings, said))
+    watch = RunProgress(stderr, name, runs, quiet)
+    try:
+        results = signals.run(run_bench(name, tokens, runs, seed, settings, watch))
+    finally:
+        watch.close()
     rows = summarise(results)
     (stderr if json_path == "-" else stdout).print(table(name, model, rows))
     if json_path:
-        report = {"task": name, "model": model, "sub_model": settings.sub_model, "seed": seed}
-        report |= {"api_base": settings.api_base, "sandbox": settings.sandbox, "sizes": rows, "runs": results}
-        write_output(json_path, json.dumps(report, indent=2) + "\n")
+        write_output(json_path, to_json(name, seed, settings, rows, results))
     if plot_path:
         write_output(plot_path, plot(rows))
     if all(r["error"] for r in results):

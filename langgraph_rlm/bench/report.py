@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from statistics import mean
 from typing import Any
 
@@ -9,6 +10,7 @@ from rich.table import Table
 
 from langgraph_rlm.bench.chart import Chart
 from langgraph_rlm.bench.sizes import size_label
+from langgraph_rlm.graph.config import RLMSettings
 
 TITLES = {"niah": "needle in a haystack (S-NIAH)", "aggregate": "aggregation over every line (OOLONG-like)"}
 
@@ -49,6 +51,23 @@ def table(name: str, model: str, rows: list[dict[str, Any]]) -> Table:
             str(row["errors"]),
         )
     return table
+
+
+def to_json(
+    name: str, seed: int, settings: RLMSettings, rows: list[dict[str, Any]], results: list[dict[str, Any]]
+) -> str:
+    """Enough to compare models later: what was asked of which model where, every run, every size."""
+    report = {
+        "task": name,
+        "model": str(settings.root_model()),
+        "sub_model": str(settings.sub_model),
+        "api_base": settings.api_base,
+        "sandbox": settings.sandbox,
+        "seed": seed,
+        "sizes": rows,
+        "runs": results,
+    }
+    return json.dumps(report, indent=2) + "\n"
 
 
 def plot(rows: list[dict[str, Any]]) -> bytes:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from langgraph_rlm.bench.progress import RunProgress
 from langgraph_rlm.bench.scoring import is_correct
 from langgraph_rlm.bench.tasks import make_task
 from langgraph_rlm.graph.config import RLMSettings
@@ -23,7 +23,7 @@ async def run_bench(
     runs: int,
     seed: int,
     settings: RLMSettings,
-    on_run: Callable[[dict[str, Any]], None],
+    progress: RunProgress,
 ) -> list[dict[str, Any]]:
     """A run that fails (the model's reply breaks the run, a window overflows) counts as wrong and
     the benchmark goes on; its error is kept with it."""
@@ -32,6 +32,7 @@ async def run_bench(
     with tempfile.TemporaryDirectory(prefix="rlm-bench-") as folder:
         for tokens in sizes:
             for run in range(1, runs + 1):
+                progress.start(tokens, run)
                 task = make_task(name, tokens, f"{seed}.{run}")
                 path = Path(folder) / f"{name}-{tokens}-{run}.txt"
                 path.write_text(task.context, encoding="utf-8")
@@ -39,7 +40,7 @@ async def run_bench(
                 started = time.perf_counter()
                 answer, error = "", None
                 try:
-                    answer = await run_turn(settings, thread, task.question, [str(path)], ignore)
+                    answer = await run_turn(settings, thread, task.question, [str(path)], progress)
                 except Exception as exc:
                     error = " ".join(str(exc).split()) or type(exc).__name__
                 seconds = time.perf_counter() - started
@@ -66,9 +67,5 @@ async def run_bench(
                     "error": error,
                 }
                 results.append(result)
-                on_run(result)
+                progress.done(result)
     return results
-
-
-def ignore(event: dict[str, Any]) -> None:
-    """A benchmark reports each run once it ends, not its steps."""
