@@ -53,6 +53,19 @@ class UserError(click.ClickException):
 
 
 def settings_options(command: Callable) -> Callable:
+    """The settings' flags, the thread to use and --quiet."""
+    command = setting_flags(command)
+    command = click.option(
+        "--thread", default=DEFAULT_THREAD, show_default=True, help="Conversation to use or resume."
+    )(command)
+    return quiet_option(command)
+
+
+def quiet_option(command: Callable) -> Callable:
+    return click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")(command)
+
+
+def setting_flags(command: Callable) -> Callable:
     """One flag per setting, with the setting's description and environment variable as help."""
     for spec in reversed(fields(RLMSettings)):
         if not spec.metadata.get("flag"):
@@ -73,10 +86,7 @@ def settings_options(command: Callable) -> Callable:
             names = (f"--{name}", *FORMER_FLAGS.get(spec.name, ()))
             option = click.option(*names, spec.name, type=kind, help=help_text)
         command = option(command)
-    command = click.option(
-        "--thread", default=DEFAULT_THREAD, show_default=True, help="Conversation to use or resume."
-    )(command)
-    return click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")(command)
+    return command
 
 
 def store_options(command: Callable) -> Callable:
@@ -361,6 +371,50 @@ def doctor(thread: str, quiet: bool, models: bool, **options: Any) -> None:
         raise click.ClickException(f"not ready: {', '.join(failed)} (see the table above)")
 
 
+@main.group()
+def bench() -> None:
+    """Measure a model on generated tasks with known answers as the context grows: accuracy,
+    tokens, cost and time per size, as a table (stdout), JSON and a PNG chart."""
+
+
+def bench_options(command: Callable) -> Callable:
+    from langgraph_rlm.bench.sizes import DEFAULT
+
+    options = (
+        click.option(
+            "--sizes",
+            default=DEFAULT,
+            show_default=True,
+            help="Context sizes in tokens, comma-separated: 13 is 2^13; or 8k, 1m (binary), or 5000; "
+            "from 256 (8) to 1m (20).",
+        ),
+        click.option("--runs", type=int, default=1, show_default=True, help="Runs per size, new seed each."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generated tasks."),
+        click.option("--json", "json_path", metavar="PATH", help="Write all runs and sizes as JSON."),
+        click.option("--plot", "plot_path", metavar="PATH", help="Write accuracy, tokens by size as PNG."),
+    )
+    command = quiet_option(setting_flags(command))
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@bench.command()
+@bench_options
+@handle_errors
+def niah(**options: Any) -> None:
+    """A needle in a generated haystack (the paper's S-NIAH): one sentence holds a secret code."""
+    benchmark("niah", **options)
+
+
+@bench.command()
+@bench_options
+@handle_errors
+def aggregate(**options: Any) -> None:
+    """OOLONG-like: labelled log lines; how many carry a label, or which label is most frequent."""
+    benchmark("aggregate", **options)
+
+
 # --- helpers ------------------------------------------------------------------------------------
 
 
@@ -386,12 +440,67 @@ def prepare(
     return settings, paths
 
 
-def write_output(path: str, content: str) -> None:
+def benchmark(
+    name: str,
+    sizes: str,
+    runs: int,
+    seed: int,
+    json_path: str | None,
+    plot_path: str | None,
+    quiet: bool,
+    **options: Any,
+) -> None:
+    """Each run is a fresh thread, kept in the state dir for `rlm trace`; its turn is not
+    summarised (no turn follows) unless --compact-turns says so."""
+    from langgraph_rlm.bench.progress import RunProgress
+    from langgraph_rlm.bench.report import plot, summarise, table, to_json
+    from langgraph_rlm.bench.runner import run_bench
+    from langgraph_rlm.bench.sizes import parse_sizes
+
+    try:
+        tokens = parse_sizes(sizes)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if runs < 1:
+        raise UserError("--runs must be at least 1")
+    if options.get("compact_turns") is None:
+        options["compact_turns"] = False
+    progress = Progress(stderr, quiet)
+    try:
+        settings, _ = prepare(f"bench {name}", (), options, f"bench-{name}-*", progress)
+    finally:
+        progress.close()
+    model = str(settings.root_model())
+    if not quiet:
+        stderr.print(literal(intro(model, settings.api_base, settings.sandbox, f"bench-{name}-*"), "dim"))
+
+    watch = RunProgress(stderr, name, runs, quiet)
+    try:
+        results = signals.run(run_bench(name, tokens, runs, seed, settings, watch))
+    finally:
+        watch.close()
+    rows = summarise(results)
+    (stderr if json_path == "-" else stdout).print(table(name, model, rows))
+    if json_path:
+        write_output(json_path, to_json(name, seed, settings, rows, results))
+    if plot_path:
+        write_output(plot_path, plot(rows))
+    if all(r["error"] for r in results):
+        raise click.ClickException(f"every run failed; the first: {results[0]['error']}")
+
+
+def write_output(path: str, content: str | bytes) -> None:
     if path == "-":
-        sys.stdout.write(content)
+        if isinstance(content, bytes):
+            sys.stdout.buffer.write(content)
+        else:
+            sys.stdout.write(content)
         return
     try:
-        Path(path).write_text(content, encoding="utf-8")
+        if isinstance(content, bytes):
+            Path(path).write_bytes(content)
+        else:
+            Path(path).write_text(content, encoding="utf-8")
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
 

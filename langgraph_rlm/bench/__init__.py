@@ -1,0 +1,1 @@
+"""Benchmarks a user runs against their own model: generated tasks with known answers."""
