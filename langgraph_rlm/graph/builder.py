@@ -27,6 +27,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command, TracePolicy
 
 from langgraph_rlm.graph.config import RLMSettings
+from langgraph_rlm.graph.entry import CompiledRLMGraph
 from langgraph_rlm.graph.run_settings import RunContext, settings_for_run
 from langgraph_rlm.graph.state import RLMInput, RLMOutput, RLMState
 from langgraph_rlm.nodes.check_final import check_final
@@ -41,11 +42,16 @@ COUNTED = ("messages", "history")
 
 
 class RLMGraph(StateGraph):
-    """Compiles to a graph named RLM unless told otherwise; LangGraph would call every graph's
-    run "LangGraph", the root's and each child RLM's alike."""
+    """Compiles to a graph named RLM unless told otherwise (LangGraph would call every graph's
+    run "LangGraph", the root's and each child RLM's alike) that stores contexts sent as text
+    where the builder's settings keep blobs, before it runs (see entry)."""
+
+    text_store: tuple[str | None, str] = (None, ".rlm")
 
     def compile(self, *args: Any, name: str | None = None, **kwargs: Any) -> CompiledStateGraph:
-        return super().compile(*args, name=name or GRAPH_NAME, **kwargs)
+        compiled = super().compile(*args, name=name or GRAPH_NAME, **kwargs)
+        compiled.__class__ = CompiledRLMGraph
+        return compiled
 
 
 def traced_state(state: RLMState) -> dict[str, Any]:
@@ -88,6 +94,7 @@ def build_rlm_graph(
         return run
 
     graph = RLMGraph(RLMState, context_schema=RunContext, input_schema=RLMInput, output_schema=RLMOutput)
+    graph.text_store = (defaults.db, defaults.state_dir)
     traced = {"trace_policy": TRACE_POLICY}
     graph.add_node("start_turn", with_settings(start_turn), **traced)
     graph.add_node("generate_code", with_settings(generate_code), **traced)

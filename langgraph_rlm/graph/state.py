@@ -15,7 +15,6 @@ from pydantic import Field
 from typing_extensions import TypedDict
 
 from langgraph_rlm.llm.usage import Usage, add_usage
-from langgraph_rlm.persistence.arrivals import arrival
 from langgraph_rlm.trajectory.records import SubCalls
 
 
@@ -47,9 +46,9 @@ class ReplRef(TypedDict):
 
 
 def add_contexts(left: list[ContextRef | str], right: list[ContextRef | str]) -> list[ContextRef | str]:
-    """New contexts (paths, or references to text from the input) queue up behind the ones
-    already stored."""
-    return [*(left or []), *map(arrival, right or [])]
+    """New contexts (paths, text, or references to text stored at the graph's entry) queue up
+    behind the ones already stored."""
+    return [*(left or []), *(right or [])]
 
 
 class Turn(TypedDict):

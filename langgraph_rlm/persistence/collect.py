@@ -10,7 +10,6 @@ from typing import Any
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from langgraph_rlm.persistence.blobs import BlobNotFound, BlobStore
-from langgraph_rlm.persistence.offload import offloaded_shas
 
 GRACE_SECONDS = 3600.0
 
@@ -33,8 +32,7 @@ def referenced(values: dict[str, Any], blobs: BlobStore) -> set[str]:
 async def live_blobs(checkpointer: BaseCheckpointSaver, blobs: BlobStore) -> set[str]:
     live: set[str] = set()
     async for saved in checkpointer.alist(None):
-        values = saved.checkpoint.get("channel_values", {})
-        live |= referenced(values, blobs) | offloaded_shas([values, saved.pending_writes or []])
+        live |= referenced(saved.checkpoint.get("channel_values", {}), blobs)
     return live
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from langgraph_rlm.graph.state import ContextRef
-from langgraph_rlm.persistence.arrivals import PREVIEW_CHARS, settle, surely_text
 from langgraph_rlm.persistence.blobs import BlobStore
 from langgraph_rlm.sandboxes.worker.protocol import SHA
 
+PREVIEW_CHARS = 300
 SNIFF_BYTES = 1 << 16
 
 
@@ -38,6 +38,11 @@ def check_context_file(path: str | Path) -> Path:
     return file.resolve()
 
 
+def surely_text(item: str) -> bool:
+    """Too long, or of characters no path has: the text itself, whatever the disk holds."""
+    return len(item) >= 4096 or "\n" in item or "\0" in item
+
+
 def is_context_path(item: str, folders: Sequence[Path] | None = None) -> bool:
     """Whether a string names a file to read (anywhere, or only inside `folders` when given);
     anything else is taken as the text itself, without looking at the disk for it."""
@@ -59,12 +64,10 @@ def within(path: str, folders: Sequence[Path] | None) -> bool:
 
 def checked_ref(item: Any, blobs: BlobStore, folders: Sequence[Path] | None) -> ContextRef:
     """A context handed in already stored (by `rlm init`, a parent RLM to its child, or the
-    input's text on its way in: see arrivals) is taken only as far as the store and the path
+    graph's entry: see graph.entry) is taken only as far as the store and the path
     rule confirm it: a forged reference could otherwise name any blob, or any host file for the
     sandbox to mount."""
     sha = item.get("sha") if isinstance(item, dict) else None
-    if isinstance(sha, str):
-        settle(sha, blobs)
     if not isinstance(sha, str) or not SHA.match(sha) or not blobs.has(sha):
         raise ContextError("a context must be a file path or text (or a stored context's reference)")
     source = item.get("source")
@@ -99,7 +102,11 @@ def ingest(item: str, index: int, blobs: BlobStore, folders: Sequence[Path] | No
         with open(path, "rb") as handle:
             preview = handle.read(PREVIEW_CHARS * 4).decode("utf-8", "replace")[:PREVIEW_CHARS]
         return ContextRef(name=name, label=path.name, source=str(path), sha=sha, size=size, preview=preview)
-    data = item.encode("utf-8", "surrogatepass")
+    return text_ref(item, name, blobs)
+
+
+def text_ref(text: str, name: str, blobs: BlobStore) -> ContextRef:
+    data = text.encode("utf-8", "surrogatepass")
     return ContextRef(
-        name=name, label=name, source=None, sha=blobs.put(data), size=len(data), preview=item[:PREVIEW_CHARS]
+        name=name, label=name, source=None, sha=blobs.put(data), size=len(data), preview=text[:PREVIEW_CHARS]
     )

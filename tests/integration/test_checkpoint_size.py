@@ -17,6 +17,6 @@ async def test_thirty_steps_of_three_kilobytes_store_under_a_megabyte_and_grow_f
 
 async def test_a_ten_megabyte_context_sent_as_text_stays_out_of_checkpoints():
     need_bwrap()
-    checkpoints, blobs = await inline_context(10, offloading=True)
+    checkpoints, blobs = await inline_context(10, at_entry=True)
     assert checkpoints < 1_000_000, f"{checkpoints:,} bytes in checkpoints and writes"
     assert 10_000_000 <= blobs < 11_000_000, f"{blobs:,} bytes in the blob store"

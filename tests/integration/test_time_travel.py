@@ -6,7 +6,6 @@ import pytest
 from langchain_core.messages import HumanMessage
 
 from langgraph_rlm import RLMSettings, build_rlm_graph, close_sandboxes
-from langgraph_rlm.persistence import arrivals
 from langgraph_rlm.persistence.checkpointer import open_checkpointer
 from tests.conftest import need_bwrap
 from tests.scripted_models import ScriptedChatModel, steps
@@ -55,7 +54,7 @@ async def test_replay_and_fork_from_step_one_see_the_old_value(tmp_path, databas
         assert (await graph.ainvoke(None, after_step_three.config))["answer"] == "x=2"
 
 
-async def test_a_question_about_text_replays_from_its_first_checkpoints_in_a_new_process(tmp_path, database):
+async def test_a_question_about_text_replays_from_its_first_checkpoints(tmp_path, database):
     text = "a line of the context\n" * 10_000
     root = ScriptedChatModel(respond=steps("```repl\nFINAL(len(context_0))\n```"))
     settings = RLMSettings(
@@ -70,7 +69,6 @@ async def test_a_question_about_text_replays_from_its_first_checkpoints_in_a_new
         assert before_start_turn.next == ("start_turn",) and given.next == ("__start__",)
         (arrived,) = before_start_turn.values["contexts"]
         assert arrived["size"] == len(text) and arrived["preview"] == text[:300]
-        arrivals.waiting.clear()
         for snapshot in (before_start_turn, given):
             again = await graph.ainvoke(None, snapshot.config)
             assert again["answer"] == str(len(text))

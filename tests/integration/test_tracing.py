@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,8 @@ from langgraph_rlm.llm.tracing import TRACED_PROMPT_CHARS
 from tests.conftest import need_bwrap, run_rlm
 from tests.langsmith_server import LangSmithServer
 from tests.openai_server import ScriptedOpenAIServer, is_root_call, last_question, root_step
+
+REPO = Path(__file__).parents[2]
 
 CHILD_QUESTION = "child: which colour is the sky?"
 TREE_STEP = (
@@ -147,3 +152,41 @@ def test_a_trace_grows_with_the_steps_of_a_question(tmp_path):
             uploaded[steps] = langsmith.received
     first, second = uploaded[6] - uploaded[3], uploaded[9] - uploaded[6]
     assert second < 1.25 * first, uploaded
+
+
+PYTHON_CALLER = """
+import asyncio, sys
+from langgraph_rlm import build_rlm_graph
+graph = build_rlm_graph("openai/scripted", api_base=sys.argv[1], state_dir=sys.argv[2]).compile()
+text = "a line of the context given as text\\n" * 30_000
+result = asyncio.run(graph.ainvoke({"query": "how long?", "contexts": [text]}))
+assert result["answer"] == str(len(text)), result
+from langchain_core.tracers.langchain import wait_for_all_tracers
+wait_for_all_tracers()
+"""
+
+
+def test_a_context_sent_as_text_is_traced_as_a_reference(tmp_path):
+    """The graph's entry stores it before the graph runs, so even the root run's input holds the
+    reference and its preview."""
+    need_bwrap()
+
+    def model(messages: list[dict[str, Any]]) -> str:
+        return "```repl\nFINAL(len(context))\n```" if is_root_call(messages) else "summary"
+
+    env = {"LANGSMITH_TRACING": "true", "LANGSMITH_API_KEY": "test", "PYTHONPATH": str(REPO)}
+    with ScriptedOpenAIServer(model) as server, LangSmithServer() as langsmith:
+        env["LANGSMITH_ENDPOINT"] = langsmith.url
+        done = subprocess.run(
+            [sys.executable, "-c", PYTHON_CALLER, server.url, str(tmp_path)],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        (root,) = [run for run in langsmith.runs.values() if not run.get("parent_run_id")]
+        assert root["name"] == "RLM"
+        (ref,) = root["inputs"]["contexts"]
+        assert ref["size"] == 30_000 * 36 and ref["preview"].startswith("a line of the context")
+        assert langsmith.received < 300_000, f"{langsmith.received:,} bytes of trace for a 1 MB text"
