@@ -35,7 +35,16 @@ class Chart:
         self.panel_height = height // panels
         self.pixels = bytearray(bytes(WHITE) * width * height)
 
-    def panel(self, index: int, title: str, sizes: list[int], values: list[float], top: float) -> None:
+    def panel(
+        self,
+        index: int,
+        title: str,
+        sizes: list[int],
+        values: list[float],
+        top: float,
+        color: tuple[int, int, int] = LINE,
+    ) -> None:
+        """Drawn again on the same panel with another color, a second series shares its axes."""
         top = top or 1
         y0 = index * self.panel_height + TOP
         y1 = (index + 1) * self.panel_height - BOTTOM
@@ -59,9 +68,9 @@ class Chart:
             points.append((x, y))
         for (xa, ya), (xb, yb) in pairwise(points):
             for offset in (-1, 0, 1):
-                self.line(xa, ya + offset, xb, yb + offset, LINE)
+                self.line(xa, ya + offset, xb, yb + offset, color)
         for x, y in points:
-            self.box(x - 3, y - 3, 7, 7, LINE)
+            self.box(x - 3, y - 3, 7, 7, color)
 
     def text(self, x: int, y: int, text: str) -> None:
         for i, char in enumerate(text.upper()):
