@@ -47,6 +47,7 @@ class Run:
     gaps: list[float]
     stored: list[int]
     state_dill: int
+    stored_first: int
 
     @property
     def failed(self) -> str:
@@ -126,6 +127,7 @@ def run_question(
         gaps=[b - a for a, b in pairwise(times)],
         stored=[b["bytes"] - a["bytes"] for a, b in pairwise(roots)],
         state_dill=max((r["state_dill"] for r in roots), default=0),
+        stored_first=roots[0]["bytes"] if roots else 0,
     )
 
 
@@ -146,29 +148,29 @@ def p95(values: list[float]) -> float:
 def written_per_step(run: Run) -> str:
     if run.system == "rlms" and run.sandbox == "docker":
         return f"{run.state_dill / 1e6:.1f} MB (state.dill rewritten whole)"
-    if not run.stored:
-        return "-"
-    later = run.stored[1:] or run.stored
-    return f"{statistics.median(later) / 1e3:.1f} KB (first step {run.stored[0] / 1e6:.1f} MB)"
+    if not any(run.stored):
+        return "nothing stored"
+    return f"{statistics.median(run.stored) / 1e3:.1f} KB (max {max(run.stored) / 1e6:.2f} MB)"
 
 
 def steps_table(runs: list[Run]) -> str:
     lines = [
         "| size | sandbox | system | to first step | step median | step p95 | whole run | host peak RSS "
-        "| written per step |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| stored before step 1 | written per step |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
         size = run.label.removeprefix("rlm-side-by-side-").removesuffix(".log")
         head = f"| {size} | {run.sandbox} | {run.system} |"
         peak = f"{run.measured.peak_rss / 1e6:.0f} MB"
         if run.failed or not run.gaps:
-            lines.append(f"{head} {run.failed or 'no steps'} | | | {run.measured.seconds:.1f} s | {peak} | |")
+            failed = run.failed or "no steps"
+            lines.append(f"{head} {failed} | | | {run.measured.seconds:.1f} s | {peak} | | |")
             continue
         lines.append(
             f"{head} {run.startup:.2f} s | {statistics.median(run.gaps) * 1000:.0f} ms | "
             f"{p95(run.gaps) * 1000:.0f} ms | {run.measured.seconds:.1f} s | {peak} | "
-            f"{written_per_step(run)} |"
+            f"{run.stored_first / 1e6:.1f} MB | {written_per_step(run)} |"
         )
     return "\n".join(lines)
 
@@ -221,8 +223,8 @@ def plot(runs: list[Run], sandboxes: list[str], path: Path) -> None:
     """Median step time against context size: one panel per sandbox, blue ours, orange rlms."""
     chart = Chart(900, 300 * len(sandboxes), panels=len(sandboxes))
     done = [r for r in runs if not r.failed and r.gaps]
-    top = max((statistics.median(r.gaps) * 1000 for r in done), default=1)
     for index, sandbox in enumerate(sandboxes):
+        top = max((statistics.median(r.gaps) * 1000 for r in done if r.sandbox == sandbox), default=1)
         for system in SYSTEMS:
             mine = [r for r in done if r.sandbox == sandbox and r.system == system]
             sizes = [SIZES[r.label.removeprefix("rlm-side-by-side-").removesuffix(".log")] for r in mine]
