@@ -219,8 +219,9 @@ def startup_table(repeats: int, timeout: float) -> str:
     )
 
 
-def plot(runs: list[Run], sandboxes: list[str], path: Path) -> None:
-    """Median step time against context size: one panel per sandbox, blue ours, orange rlms."""
+def plot(runs: list[Run], labels: list[str], sandboxes: list[str], path: Path) -> None:
+    """Median step time against context size: one panel per sandbox, blue ours, orange rlms; a
+    capped run has no point."""
     chart = Chart(900, 300 * len(sandboxes), panels=len(sandboxes))
     done = [r for r in runs if not r.failed and r.gaps]
     for index, sandbox in enumerate(sandboxes):
@@ -230,7 +231,8 @@ def plot(runs: list[Run], sandboxes: list[str], path: Path) -> None:
             sizes = [SIZES[r.label.removeprefix("rlm-side-by-side-").removesuffix(".log")] for r in mine]
             values = [statistics.median(r.gaps) * 1000 for r in mine]
             title = f"{sandbox} - median step MS - blue ours, orange rlms"
-            chart.panel(index, title, sizes, values, top, color=COLORS[system])
+            axis = [SIZES[label] for label in labels]
+            chart.panel(index, title, sizes, values, top, color=COLORS[system], axis=axis)
     path.write_bytes(chart.png())
 
 
@@ -264,7 +266,7 @@ def main() -> None:
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     batches = batch_table(prompts, 0.2, concurrencies, args.timeout)
     print(f"## llm_query_batched, 0.2 s a sub-call\n\n{batches}\n")
-    plot(runs, sandboxes, args.plot)
+    plot(runs, labels, sandboxes, args.plot)
     print(f"plot: {args.plot}")
 
 

@@ -43,8 +43,10 @@ class Chart:
         values: list[float],
         top: float,
         color: tuple[int, int, int] = LINE,
+        axis: list[int] | None = None,
     ) -> None:
-        """Drawn again on the same panel with another color, a second series shares its axes."""
+        """Drawn again on the same panel with another color and the same `axis` (all the sizes of
+        the panel), a second series shares its axes even where it lacks some sizes."""
         top = top or 1
         y0 = index * self.panel_height + TOP
         y1 = (index + 1) * self.panel_height - BOTTOM
@@ -57,7 +59,8 @@ class Chart:
             self.text(x0 - 8 - len(label) * 4 * SCALE, y - 2 * SCALE, label)
         self.line(x0, y0, x0, y1, INK)
         self.line(x0, y1, x1, y1, INK)
-        low, high = (math.log2(min(sizes)), math.log2(max(sizes))) if sizes else (0, 0)
+        axis = axis or sizes
+        low, high = (math.log2(min(axis)), math.log2(max(axis))) if axis else (0, 0)
         points = []
         for size, value in zip(sizes, values, strict=True):
             share = (math.log2(size) - low) / (high - low) if high > low else 0.5
