@@ -425,3 +425,29 @@ def test_flags_win_over_environment_variables(tmp_path):
     assert flag_models == {"from-flag"} and "ended by max_iterations (2 steps)" in " ".join(
         from_flags.stderr.split()
     )
+
+
+def test_other_litellm_providers_go_through_litellm(tmp_path):
+    """openai/... models take the direct HTTP path; any other provider still goes through litellm
+    (hosted_vllm/ speaks the same protocol, so the local server answers it)."""
+    need_bwrap()
+
+    def model(messages):
+        if not is_root_call(messages):
+            return "sub says hi"
+        return ["```repl\nx = llm_query('hello')\n```", "```repl\nFINAL(x)\n```"][min(root_step(messages), 1)]
+
+    with ScriptedOpenAIServer(model) as server:
+        flags = [
+            "--model",
+            "hosted_vllm/scripted",
+            "--sub-model",
+            "hosted_vllm/sub",
+            "--api-base",
+            server.url,
+        ]
+        done = run_rlm(["run", "q", *flags], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "sub says hi\n"
+    assert [entry["model"] for entry in server.log][:2] == ["scripted", "sub"]
+    assert "cost unknown for hosted_vllm/scripted, hosted_vllm/sub" in " ".join(done.stderr.split())
