@@ -94,7 +94,9 @@ async def one_case(path: Path, sandbox: str) -> dict[str, float]:
         "load_s": float(printed["loaded"][0]) - graph_started,
         "characters": int(printed["loaded"][1]),
         "grep_s": float(printed["grep"][0]),
+        "grep_hits": int(printed["grep"][1]),
         "findall_s": float(printed["findall"][0]),
+        "errors": int(printed["findall"][1]),
         "peak_rss_mb": peak_rss_mb(),
     }
 
@@ -102,9 +104,9 @@ async def one_case(path: Path, sandbox: str) -> dict[str, float]:
 def run_case(path: Path, sandbox: str) -> dict[str, float]:
     """One case in a fresh process, so each peak is that case's alone."""
     command = [sys.executable, "-m", "benchmarks.big_context", "--case", str(path), sandbox]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=Path(__file__).parents[1])
     if done.returncode != 0:
-        raise SystemExit(f"case {path.name} on {sandbox} failed:\n{done.stderr[-3000:]}")
+        raise RuntimeError(f"case {path.name} on {sandbox} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
