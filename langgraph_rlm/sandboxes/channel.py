@@ -40,6 +40,8 @@ class Channel(Protocol):
 class WorkerChannel:
     at: str | None = None
     """The snapshot the worker already holds when it starts (none: a fresh worker starts empty)."""
+    blob_writer: asyncio.StreamWriter | None = None
+    """A faster way in for stored blobs than the channel itself, where the sandbox has one."""
 
     def __init__(self, reader: ByteStream, writer: asyncio.StreamWriter, max_blob: int) -> None:
         self.reader = reader
@@ -60,15 +62,16 @@ class WorkerChannel:
     async def _stream(self, message: Frame, blob: OpenBlob) -> None:
         """A stored blob goes out a chunk at a time, each written before the next is read: the
         host holds one chunk of a 1 GB context, never the context."""
+        out = self.blob_writer or self.writer
         with blob.file:
-            self.writer.write(encode({**message, "nbytes": blob.size}))
+            self.writer.write(encode({**message, "piped" if self.blob_writer else "nbytes": blob.size}))
             left = blob.size
             while left:
                 chunk = await asyncio.to_thread(blob.file.read, min(CHUNK, left))
                 if not chunk:
                     raise WorkerDied("a blob shrank while it was being sent")
-                self.writer.write(chunk)
-                await self.writer.drain()
+                out.write(chunk)
+                await out.drain()
                 left -= len(chunk)
 
     async def read(self) -> tuple[Frame, bytes | None]:
