@@ -65,6 +65,7 @@ class WorkerChannel:
         out = self.blob_writer or self.writer
         with blob.file:
             self.writer.write(encode({**message, "piped" if self.blob_writer else "nbytes": blob.size}))
+            await self.writer.drain()
             left = blob.size
             while left:
                 chunk = await asyncio.to_thread(blob.file.read, min(CHUNK, left))
