@@ -20,6 +20,7 @@ from langgraph_rlm.sandboxes import make_sandbox
 from langgraph_rlm.sandboxes.base import SandboxSpec
 from langgraph_rlm.sandboxes.file_gate import FileGate
 from langgraph_rlm.sandboxes.session import ReplSession
+from tests.debian_image import build_debian_image
 
 RLM = [sys.executable, "-m", "langgraph_rlm"]
 IN_CI = os.environ.get("CI") == "true"
@@ -73,26 +74,7 @@ def ensure_test_image(client) -> None:
         unavailable(
             f"the test image {TEST_IMAGE} is missing and cannot be built here (needs root and debootstrap)"
         )
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as root:
-        subprocess.run(
-            [
-                "debootstrap",
-                "--variant=minbase",
-                "--include=python3",
-                "bookworm",
-                root,
-                "http://deb.debian.org/debian",
-            ],
-            check=True,
-            capture_output=True,
-        )
-        tar = subprocess.Popen(["tar", "-C", root, "-c", "."], stdout=subprocess.PIPE)
-        subprocess.run(
-            ["docker", "import", "-", TEST_IMAGE], stdin=tar.stdout, check=True, capture_output=True
-        )
-        tar.wait()
+    build_debian_image(TEST_IMAGE)
 
 
 _e2b_stand_in = []

@@ -35,7 +35,18 @@ class Chart:
         self.panel_height = height // panels
         self.pixels = bytearray(bytes(WHITE) * width * height)
 
-    def panel(self, index: int, title: str, sizes: list[int], values: list[float], top: float) -> None:
+    def panel(
+        self,
+        index: int,
+        title: str,
+        sizes: list[int],
+        values: list[float],
+        top: float,
+        color: tuple[int, int, int] = LINE,
+        axis: list[int] | None = None,
+    ) -> None:
+        """Drawn again on the same panel with another color and the same `axis` (all the sizes of
+        the panel), a second series shares its axes even where it lacks some sizes."""
         top = top or 1
         y0 = index * self.panel_height + TOP
         y1 = (index + 1) * self.panel_height - BOTTOM
@@ -48,7 +59,8 @@ class Chart:
             self.text(x0 - 8 - len(label) * 4 * SCALE, y - 2 * SCALE, label)
         self.line(x0, y0, x0, y1, INK)
         self.line(x0, y1, x1, y1, INK)
-        low, high = (math.log2(min(sizes)), math.log2(max(sizes))) if sizes else (0, 0)
+        axis = axis or sizes
+        low, high = (math.log2(min(axis)), math.log2(max(axis))) if axis else (0, 0)
         points = []
         for size, value in zip(sizes, values, strict=True):
             share = (math.log2(size) - low) / (high - low) if high > low else 0.5
@@ -59,9 +71,9 @@ class Chart:
             points.append((x, y))
         for (xa, ya), (xb, yb) in pairwise(points):
             for offset in (-1, 0, 1):
-                self.line(xa, ya + offset, xb, yb + offset, LINE)
+                self.line(xa, ya + offset, xb, yb + offset, color)
         for x, y in points:
-            self.box(x - 3, y - 3, 7, 7, LINE)
+            self.box(x - 3, y - 3, 7, 7, color)
 
     def text(self, x: int, y: int, text: str) -> None:
         for i, char in enumerate(text.upper()):

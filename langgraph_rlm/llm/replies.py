@@ -6,18 +6,19 @@ import ast
 import re
 
 CODE_BLOCK = re.compile(r"```(?:repl|python|py)[ \t]*\n(.*?)```", re.DOTALL)
-TEXT_FINAL = re.compile(r"^\s*(FINAL_VAR|FINAL)\((.*)\)\s*$", re.MULTILINE | re.DOTALL)
+TEXT_FINAL = re.compile(r"^\s*(FINAL_VAR|FINAL)\((.*)\)\s*$", re.MULTILINE | re.DOTALL | re.IGNORECASE)
 
 
 def code_blocks(text: str) -> list[str]:
-    """The ```repl``` (or ```python```) blocks, in order; a FINAL written as text becomes code."""
+    """The ```repl``` (or ```python```) blocks, in order; a FINAL written as text becomes code
+    (in any case: small models write `Final(248)`)."""
     blocks = [block.strip("\n") for block in CODE_BLOCK.findall(text)]
     if blocks:
         return blocks
     match = TEXT_FINAL.search(text)
     if match is None:
         return []
-    call, argument = match.group(1), match.group(2).strip()
+    call, argument = match.group(1).upper(), match.group(2).strip()
     if call == "FINAL_VAR":
         return [f"FINAL_VAR({argument.strip(chr(34) + chr(39))!r})"]
     try:

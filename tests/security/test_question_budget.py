@@ -57,6 +57,7 @@ async def run_deep_tree(server: ScriptedOpenAIServer, tmp_path, model: str, **li
         sub_call_retries=0,
         child_concurrency=FANOUT,
         output_limit=2_000,
+        cache_sub_calls=False,
         **limits,
     ).compile(checkpointer=InMemorySaver())
     config = {"configurable": {"thread_id": "t"}, "recursion_limit": 200}

@@ -16,6 +16,11 @@ def test_final_in_plain_text_becomes_code():
     assert code_blocks("FINAL(The answer is 42)") == ["FINAL('The answer is 42')"]
 
 
+def test_final_in_plain_text_counts_in_any_case():
+    assert code_blocks("Final(248)") == ["FINAL(248)"]
+    assert code_blocks('final_var("total")') == ["FINAL_VAR('total')"]
+
+
 def test_final_inside_prose_is_not_an_answer():
     assert code_blocks("I will call FINAL(x) once I know x.") == []
 
