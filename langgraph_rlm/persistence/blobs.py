@@ -11,10 +11,19 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 CHUNK = 1 << 20
+
+
+@dataclass
+class OpenBlob:
+    """A stored blob to be read in chunks, so sending a 1 GB context never holds it in memory."""
+
+    file: BinaryIO
+    size: int
 
 
 class BlobStore(Protocol):
@@ -23,6 +32,8 @@ class BlobStore(Protocol):
     def put_file(self, path: Path) -> tuple[str, int]: ...
 
     def get(self, sha: str) -> bytes: ...
+
+    def open(self, sha: str) -> OpenBlob: ...
 
     def has(self, sha: str) -> bool: ...
 
@@ -84,6 +95,13 @@ class FileBlobStore:
             return self._path(sha).read_bytes()
         except FileNotFoundError:
             raise BlobNotFound(sha) from None
+
+    def open(self, sha: str) -> OpenBlob:
+        try:
+            file = open(self._path(sha), "rb")  # noqa: SIM115 (the caller closes it once sent)
+        except FileNotFoundError:
+            raise BlobNotFound(sha) from None
+        return OpenBlob(file, os.fstat(file.fileno()).st_size)
 
     def size(self, sha: str) -> int:
         try:

@@ -4,11 +4,12 @@ and REPL snapshots."""
 from __future__ import annotations
 
 import hashlib
+import io
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from langgraph_rlm.persistence.blobs import CHUNK, BlobNotFound
+from langgraph_rlm.persistence.blobs import CHUNK, BlobNotFound, OpenBlob
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS rlm_blobs (
@@ -60,6 +61,11 @@ class PostgresBlobStore:
         if row is None:
             raise BlobNotFound(sha)
         return bytes(row[0])
+
+    def open(self, sha: str) -> OpenBlob:
+        """A bytea value arrives whole, so this store holds a blob in memory while it is sent."""
+        data = self.get(sha)
+        return OpenBlob(io.BytesIO(data), len(data))
 
     def size(self, sha: str) -> int:
         row = self._one("SELECT octet_length(data) FROM rlm_blobs WHERE sha = %s", sha)

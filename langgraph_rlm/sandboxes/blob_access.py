@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any
 
-from langgraph_rlm.persistence.blobs import BlobStore
+from langgraph_rlm.persistence.blobs import BlobStore, OpenBlob
 from langgraph_rlm.sandboxes.base import WorkerRefused
 from langgraph_rlm.sandboxes.worker.protocol import ProtocolError, check_manifest, manifest_blobs
 
@@ -31,10 +31,10 @@ class BlobAccess:
         self.quota_left = quota
         self.stored = 0
 
-    def get(self, sha: str) -> bytes:
+    def open(self, sha: str) -> OpenBlob:
         if sha not in self.readable:
             raise LookupError(f"no blob {sha[:12]} in this thread")
-        return self.blobs.get(sha)
+        return self.blobs.open(sha)
 
     def put(self, sha: str, data: bytes) -> None:
         """Stores what the worker sent, if it is what the worker says and fits the quota."""

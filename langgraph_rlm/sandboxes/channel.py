@@ -6,13 +6,15 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from langgraph_rlm.persistence.blobs import CHUNK, OpenBlob
 from langgraph_rlm.sandboxes.base import WorkerDied, WorkerRefused
 from langgraph_rlm.sandboxes.worker.protocol import MAX_LINE, ProtocolError, check_from_worker, encode
 
 Frame = dict[str, Any]
-Reply = tuple[Frame, bytes | None]
+Payload = bytes | OpenBlob
+Reply = tuple[Frame, Payload | None]
 RequestHandler = Callable[[Frame, bytes | None], Awaitable[Reply | None]]
-Deliver = Callable[[Frame, Frame, bytes | None], Awaitable[None]]
+Deliver = Callable[[Frame, Frame, Payload | None], Awaitable[None]]
 
 STREAM_LIMIT = MAX_LINE
 MAX_IN_FLIGHT = 256
@@ -38,6 +40,8 @@ class Channel(Protocol):
 class WorkerChannel:
     at: str | None = None
     """The snapshot the worker already holds when it starts (none: a fresh worker starts empty)."""
+    blob_writer: asyncio.StreamWriter | None = None
+    """A faster way in for stored blobs than the channel itself, where the sandbox has one."""
 
     def __init__(self, reader: ByteStream, writer: asyncio.StreamWriter, max_blob: int) -> None:
         self.reader = reader
@@ -45,12 +49,31 @@ class WorkerChannel:
         self.max_blob = max_blob
         self._calls = 0
 
-    async def send(self, message: Frame, data: bytes | None = None) -> None:
+    async def send(self, message: Frame, data: Payload | None = None) -> None:
         try:
-            self.writer.write(encode(message, data))
-            await self.writer.drain()
+            if isinstance(data, OpenBlob):
+                await self._stream(message, data)
+            else:
+                self.writer.write(encode(message, data))
+                await self.writer.drain()
         except (ConnectionError, RuntimeError) as exc:
             raise WorkerDied(f"the channel closed ({exc})") from exc
+
+    async def _stream(self, message: Frame, blob: OpenBlob) -> None:
+        """A stored blob goes out a chunk at a time, each written before the next is read: the
+        host holds one chunk of a 1 GB context, never the context."""
+        out = self.blob_writer or self.writer
+        with blob.file:
+            self.writer.write(encode({**message, "piped" if self.blob_writer else "nbytes": blob.size}))
+            await self.writer.drain()
+            left = blob.size
+            while left:
+                chunk = await asyncio.to_thread(blob.file.read, min(CHUNK, left))
+                if not chunk:
+                    raise WorkerDied("a blob shrank while it was being sent")
+                out.write(chunk)
+                await out.drain()
+                left -= len(chunk)
 
     async def read(self) -> tuple[Frame, bytes | None]:
         """The next frame, checked: anything the worker should never send ends it."""
@@ -89,7 +112,7 @@ class WorkerChannel:
         finally:
             requests.cancel()
 
-    async def _deliver(self, frame: Frame, message: Frame, payload: bytes | None) -> None:
+    async def _deliver(self, frame: Frame, message: Frame, payload: Payload | None) -> None:
         await self.send({"op": "reply", **message, "id": frame["id"]}, payload)
 
 

@@ -1,7 +1,8 @@
 """The worker in one long-lived, hardened Docker container per session.
 
 Any image with python3 works: the worker and cloudpickle are bind-mounted read-only, not baked
-in. The host channel is the container's attach stream, so the container needs no network.
+in. The host channel is the container's attach stream, so the container needs no network;
+stored blobs (contexts) come in on a FIFO beside it (see blob_pipe).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from langgraph_rlm.sandboxes.base import (
     exit_description,
     to_thread_to_the_end,
 )
+from langgraph_rlm.sandboxes.blob_pipe import BlobPipe, remove_stale_pipes
 from langgraph_rlm.sandboxes.channel import STREAM_LIMIT, WorkerChannel
 from langgraph_rlm.sandboxes.process import CLOUDPICKLE_DIR, START_TIMEOUT, WORKER_FILES
 
@@ -78,6 +80,7 @@ class DockerSandbox:
         self.attached: Any = None
         self.writer: asyncio.StreamWriter | None = None
         self.stream: AttachStream | None = None
+        self.blob_pipe: BlobPipe | None = None
 
     @classmethod
     def check_available(cls) -> None:
@@ -88,6 +91,10 @@ class DockerSandbox:
         volumes[str(CLOUDPICKLE_DIR)] = {"bind": f"{INSIDE}/lib/cloudpickle", "mode": "ro"}
         for path in self.spec.visible_files:
             volumes[str(path)] = {"bind": str(path), "mode": "ro"}
+        pipe = []
+        if self.blob_pipe is not None:
+            volumes[str(self.blob_pipe.path)] = {"bind": f"{INSIDE}/{self.blob_pipe.path.name}", "mode": "ro"}
+            pipe = ["--blob-pipe", f"{INSIDE}/{self.blob_pipe.path.name}"]
         memory = self.spec.memory_mb
         return {
             "image": self.spec.docker_image,
@@ -100,6 +107,7 @@ class DockerSandbox:
                 str(memory),
                 "--big-value",
                 str(self.spec.big_value_bytes),
+                *pipe,
             ],
             "stdin_open": True,
             "detach": True,
@@ -126,6 +134,8 @@ class DockerSandbox:
 
         client = await asyncio.to_thread(docker_client)
         await asyncio.to_thread(remove_orphans, client)
+        await asyncio.to_thread(remove_stale_pipes)
+        self.blob_pipe = BlobPipe()
         try:
             await to_thread_to_the_end(self._create, client)
         except docker.errors.ImageNotFound:
@@ -148,6 +158,7 @@ class DockerSandbox:
             reason = said or [await self.describe_exit()]
             await self.stop()
             raise SandboxUnavailable(f"the docker sandbox could not start its worker: {reason[-1]}") from None
+        channel.blob_writer = await self.blob_pipe.open()
         return channel
 
     def _create(self, client: Any) -> None:
@@ -184,6 +195,9 @@ class DockerSandbox:
         if self.writer is not None:
             writer, self.writer = self.writer, None
             writer.transport.abort()
+        if self.blob_pipe is not None:
+            self.blob_pipe, pipe = None, self.blob_pipe
+            pipe.close()
         if self.container is not None:
             container, self.container = self.container, None
             with contextlib.suppress(Exception):

@@ -15,8 +15,9 @@ import json
 import os
 from typing import Any
 
+from langgraph_rlm.persistence.blobs import OpenBlob
 from langgraph_rlm.sandboxes.base import SandboxSpec, SandboxUnavailable, WorkerDied, WorkerRefused
-from langgraph_rlm.sandboxes.channel import Frame, RequestHandler, RequestServer, done_for
+from langgraph_rlm.sandboxes.channel import Frame, Payload, RequestHandler, RequestServer, done_for
 from langgraph_rlm.sandboxes.process import CLOUDPICKLE_DIR, WORKER_FILES
 from langgraph_rlm.sandboxes.worker.protocol import MAX_LINE, ProtocolError, check_from_worker
 
@@ -110,19 +111,23 @@ class E2BChannel:
     async def read(self, path: str) -> bytes:
         return bytes(await self.sandbox.files.read(path, format="bytes"))
 
-    async def _deliver(self, frame: Frame, message: Frame, payload: bytes | None) -> None:
+    async def _deliver(self, frame: Frame, message: Frame, payload: Payload | None) -> None:
         """An answer is a file the worker waits for; its payload, if any, is uploaded first."""
         base = f"{self.workdir}/replies/{frame['id']}"
         if payload is not None:
-            await self._write(base + ".blob", payload)
+            with payload.file if isinstance(payload, OpenBlob) else contextlib.nullcontext():
+                await self._write(base + ".blob", payload)
             message = {**message, "file": base + ".blob"}
         await self._write(base + ".json", json.dumps(message).encode())
 
-    async def _write(self, path: str, data: bytes) -> None:
-        """A connection dropped on the way must not lose an answer the worker is waiting for."""
+    async def _write(self, path: str, data: Payload) -> None:
+        """A connection dropped on the way must not lose an answer the worker is waiting for;
+        a stored blob is uploaded from its file, not from a copy in memory."""
+        file = data.file if isinstance(data, OpenBlob) else io.BytesIO(data)
         for attempt in range(DELIVERY_ATTEMPTS):
             try:
-                await self.sandbox.files.write(path, io.BytesIO(data))
+                file.seek(0)
+                await self.sandbox.files.write(path, file)
                 return
             except Exception:
                 if attempt == DELIVERY_ATTEMPTS - 1:

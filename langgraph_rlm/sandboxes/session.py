@@ -243,7 +243,7 @@ class ReplSession:
                 loading.append(frame["name"])
                 return None
             if op == "get_blob":
-                return {"op": "blob"}, await asyncio.to_thread(self.access.get, frame["sha"])
+                return {"op": "blob"}, await asyncio.to_thread(self.access.open, frame["sha"])
             if op == "read_file":
                 path = await asyncio.to_thread(self.gate.check, frame["path"])
                 sha, size = await asyncio.to_thread(self.blobs.put_file, path)

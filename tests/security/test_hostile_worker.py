@@ -104,6 +104,22 @@ async def test_another_threads_blob_cannot_be_read_by_its_hash(isolated_backend,
     assert "secret" not in result.stdout
 
 
+async def test_a_worker_that_shuts_its_blob_pipe_costs_itself_not_the_host(open_session, blobs):
+    """On docker, blobs come in on a pipe beside the channel; a worker that closes its end makes
+    the host's write fail at once, never wait."""
+    session = await open_session("docker")
+    context = context_of(blobs, "a context line\n" * 200_000)
+    await run(session, "kept = 41", contexts=[context])
+    attack = (
+        "worker = llm_query.__self__\nworker.channel._blobs_in.close()\nworker.blobs.by_id.clear()\n"
+        f"worker.blobs.fetch({context['sha']!r}, 'str')"
+    )
+    result = await run(session, attack, contexts=[context])
+    assert result.error and result.error.startswith("WorkerDied"), result.error
+    after = await run(session, "print(kept + 1, len(context))", contexts=[context])
+    assert after.stdout.split() == ["42", str(len("a context line\n") * 200_000)], after
+
+
 async def test_a_snapshot_naming_another_threads_blob_is_never_stored(isolated_backend, open_session, blobs):
     secret = blobs.put(b"another thread's snapshot value")
     session = await open_session(isolated_backend)

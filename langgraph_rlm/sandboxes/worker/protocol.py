@@ -1,6 +1,7 @@
 """The frames between the host and the worker, defined once for both sides.
 
-A frame is one JSON object on one line; when it names `nbytes`, that many raw bytes follow.
+A frame is one JSON object on one line; when it names `nbytes`, that many raw bytes follow
+(when the host's frame names `piped` instead, they come on the sandbox's blob pipe).
 The worker runs code a model wrote, and that code can reach the worker's end of the channel,
 so everything the worker sends is hostile input to the host: `check_from_worker` and
 `check_manifest` are the host's gate, and any frame they refuse means a dead worker.
