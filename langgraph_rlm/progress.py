@@ -38,6 +38,7 @@ class Progress:
         self.show_code = True
         self.running = 0
         self.done = 0
+        self.cached = 0
         self.status: Any = None
         self.waiting: Any = None
         self.intro = ""
@@ -95,6 +96,7 @@ class Progress:
         else:
             self.running -= 1
             self.done += 1
+            self.cached += bool(event.get("cached"))
         text = f"sub-calls: {self.done} done, {self.running} running"
         if self.status is None:
             self.status = self.console.status(text)
@@ -117,8 +119,9 @@ class Progress:
         if self.status is not None:
             self.status.stop()
             self.status = None
-            self.console.print(f"[dim]{self.done} sub-calls answered[/]")
-            self.done = 0
+            cached = f" ({self.cached} from the cache)" if self.cached else ""
+            self.console.print(f"[dim]{self.done} sub-calls answered{cached}[/]")
+            self.done = self.cached = 0
 
     def finish(self, usage: Usage, stop_reason: str | None) -> None:
         self({})

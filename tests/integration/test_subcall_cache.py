@@ -161,6 +161,7 @@ def test_the_cli_caches_by_default_and_reset_forgets_the_thread_answers(tmp_path
         again = run_rlm(["run", "q", *flags], tmp_path)
         assert again.stdout.strip() == "LOOK IT UP" and sub_requests(server) == 1
         assert "(+1 from the cache)" in again.stderr
+        assert "1 sub-calls answered (1 from the cache)" in again.stderr
         reset = run_rlm(["reset", "--thread", "t", *database.flags], tmp_path)
         assert reset.returncode == 0, reset.stderr
         assert run_rlm(["run", "q", *flags], tmp_path).stdout.strip() == "LOOK IT UP"
