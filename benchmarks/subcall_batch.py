@@ -1,9 +1,9 @@
 """How long llm_query_batched takes for 100 prompts when every answer takes 0.2 s.
 
 Runs the real path: a scripted root model in process, the REPL in the bubblewrap sandbox,
-sub-calls through litellm to a local OpenAI-compatible server in a process of its own (as a
-real model server would be). The batch is timed inside the REPL; the baseline, in the same
-process, is one llm_query. Usage:
+sub-calls over HTTP (an `openai/...` model, called directly) to a local OpenAI-compatible server
+in a process of its own (as a real model server would be). The batch is timed inside the REPL;
+the baseline, in the same process, is one llm_query. Usage:
 
     python -m benchmarks.subcall_batch [--prompts 100] [--delay 0.2] [--repeats 5] [--sandbox local]
 """
