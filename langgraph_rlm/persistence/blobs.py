@@ -137,5 +137,5 @@ def open_blob_store(db: str | None, state_dir: Path) -> BlobStore:
 
 @functools.cache
 def shared_blob_store(db: str | None, state_dir: str) -> BlobStore:
-    """One store per location for what runs outside a node: the input's intake, the checkpointer."""
+    """One store per location for what runs outside a node: the graph's entry (see graph.entry)."""
     return open_blob_store(db, Path(state_dir))
