@@ -33,7 +33,13 @@ async def timed_cell(url: str, code: str, state_dir: str, sandbox: str) -> float
     cell = f"```repl\n{timed}\n```"
     root = ScriptedChatModel(respond=steps(cell))
     graph = build_rlm_graph(
-        root, SUB_MODEL, api_base=url, state_dir=state_dir, sandbox=sandbox, compact_turns=False
+        root,
+        SUB_MODEL,
+        api_base=url,
+        state_dir=state_dir,
+        sandbox=sandbox,
+        compact_turns=False,
+        cache_sub_calls=False,
     ).compile(checkpointer=InMemorySaver())
     result = await graph.ainvoke({"query": "benchmark"}, {"configurable": {"thread_id": "bench"}})
     return float(result["answer"])
