@@ -267,3 +267,11 @@ def database(request) -> Iterator[Database]:
     with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     assert used, "a [postgres] test must keep its checkpoints in PostgreSQL (pass database.flags / .url)"
+
+
+async def checkpoint_before_step(graph, config, step: int):
+    """The checkpoint of `config`'s thread at which `step` steps are done and the next is due."""
+    async for snapshot in graph.aget_state_history(config):
+        if snapshot.next == ("generate_code",) and snapshot.values.get("iteration") == step:
+            return snapshot
+    raise AssertionError(f"no checkpoint after step {step}")

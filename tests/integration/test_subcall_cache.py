@@ -9,7 +9,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from langgraph_rlm import RLMSettings, build_rlm_graph, close_sandboxes
 from langgraph_rlm.persistence.checkpointer import open_checkpointer
-from tests.conftest import need_bwrap, run_rlm
+from tests.conftest import checkpoint_before_step, need_bwrap, run_rlm
 from tests.openai_server import ScriptedOpenAIServer, is_root_call, root_step
 from tests.scripted_models import ScriptedChatModel, steps
 
@@ -88,13 +88,6 @@ async def test_off_or_without_a_thread_every_call_reaches_the_model(tmp_path):
         assert len(server.log) == 4
         await run_cells(server, tmp_path, cells, thread=None, checkpointer=False)
         assert len(server.log) == 6
-
-
-async def checkpoint_before_step(graph, config, step: int):
-    async for snapshot in graph.aget_state_history(config):
-        if snapshot.next == ("generate_code",) and snapshot.values.get("iteration") == step:
-            return snapshot
-    raise AssertionError(f"no checkpoint before step {step + 1}")
 
 
 async def test_replaying_or_forking_a_checkpoint_repeats_no_sub_call(tmp_path, database):

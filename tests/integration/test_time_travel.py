@@ -7,7 +7,7 @@ from langchain_core.messages import HumanMessage
 
 from langgraph_rlm import RLMSettings, build_rlm_graph, close_sandboxes
 from langgraph_rlm.persistence.checkpointer import open_checkpointer
-from tests.conftest import need_bwrap
+from tests.conftest import checkpoint_before_step, need_bwrap
 from tests.scripted_models import ScriptedChatModel, steps
 
 RUN = steps("```repl\nx = 1\n```", "```repl\nprint(x)\n```", "```repl\nx = 2\n```", "```repl\nFINAL(x)\n```")
@@ -18,13 +18,6 @@ async def sandboxes():
     need_bwrap()
     yield
     await close_sandboxes()
-
-
-async def checkpoint_after_step(graph, config, step: int):
-    async for snapshot in graph.aget_state_history(config):
-        if snapshot.next == ("generate_code",) and snapshot.values.get("iteration") == step:
-            return snapshot
-    raise AssertionError(f"no checkpoint after step {step}")
 
 
 async def test_replay_and_fork_from_step_one_see_the_old_value(tmp_path, database):
@@ -40,7 +33,7 @@ async def test_replay_and_fork_from_step_one_see_the_old_value(tmp_path, databas
         assert first["answer"] == "2"
 
         script["respond"] = lambda messages: "```repl\nFINAL(f'x={x}')\n```"
-        after_step_one = await checkpoint_after_step(graph, config, 1)
+        after_step_one = await checkpoint_before_step(graph, config, 1)
         replayed = await graph.ainvoke(None, after_step_one.config)
         assert replayed["answer"] == "x=1"
 
@@ -50,7 +43,7 @@ async def test_replay_and_fork_from_step_one_see_the_old_value(tmp_path, databas
         forked = await graph.ainvoke(None, forked_config)
         assert forked["answer"] == "x=1"
 
-        after_step_three = await checkpoint_after_step(graph, config, 3)
+        after_step_three = await checkpoint_before_step(graph, config, 3)
         assert (await graph.ainvoke(None, after_step_three.config))["answer"] == "x=2"
 
 
