@@ -422,7 +422,8 @@ def prepare(
     question: str, contexts: tuple[str, ...], options: dict[str, Any], thread: str, progress: Progress
 ) -> tuple[RLMSettings, list[str]]:
     """Everything that can be checked before a model is called or a sandbox started; says what
-    the run will do before the first slow check (credentials: litellm loads for it)."""
+    the run will do before the first slow check (credentials: litellm loads for a provider other
+    than openai/)."""
     if not question.strip():
         raise UserError("the question is empty")
     settings = build_settings(options)

@@ -9,8 +9,8 @@ check_final goes to compact_memory when the answer is in, or when the next promp
 compaction threshold of the model's window; a reached limit first asks generate_code for a best answer.
 
 In a trace the compiled graph's run is named RLM and each node's run records the state with the
-conversation counted, not repeated: every root call's own run shows the prompt it was sent, so a
-trace grows with the steps of a question, not with their square.
+conversation counted, not repeated (each root call's run keeps only what is new to it, see
+llm.tracing), so a trace grows with the steps of a question, not with their square.
 """
 
 from __future__ import annotations
@@ -125,5 +125,4 @@ def with_active_time(result: Any, seconds: float) -> Any:
 
 
 graph = build_rlm_graph().compile().with_config(recursion_limit=RECURSION_LIMIT)
-"""For langgraph.json, settings from RLM_*; the server supplies the checkpointer (langgraph.json names
-the RLM's own)."""
+"""For langgraph.json: no checkpointer of its own, the server supplies one; settings from RLM_*."""

@@ -59,9 +59,9 @@ async def ask(
 ) -> tuple[str, Usage]:
     """One prompt, one answer. A model string goes straight to its endpoint (an `openai/...` one)
     or to litellm: for a batch of a hundred sub-calls the chat-model wrapper's overhead is a
-    measurable share of the time. The provider
-    client's own retries are off: the sub_call_retries setting is the only retry loop. `max_tokens`
-    holds the answer to what the question's budget reserved for it, a chat model object's too."""
+    measurable share of the time. The provider client's own retries are off: the sub_call_retries
+    setting is the only retry loop. `max_tokens` holds the answer to what the question's budget
+    reserved for it, a chat model object's too."""
     if not isinstance(model, str):
         reply = await model.ainvoke(prompt, **({} if max_tokens is None else {"max_tokens": max_tokens}))
         return reply.text, usage_of(reply, model_name(model), depth, "sub")

@@ -1,4 +1,5 @@
-"""Sub-calls in a LangSmith trace: each is an LLM run under the execute step whose cell made it.
+"""Model calls in a LangSmith trace: each sub-call is an LLM run under the execute step whose
+cell made it, each root call one under its node (see root_call_run).
 
 A litellm string is called without LangChain, so nothing would trace it; the run is made here,
 under the execute node's run taken from its config (the cell's requests are served in tasks of
@@ -101,6 +102,8 @@ def root_call_run(model: str | BaseChatModel, messages: list[BaseMessage], depth
     so far, which the step's earlier runs already hold: the run keeps the system prompt and what
     is new since the last call, so a trace grows with the steps, not with their square."""
     parent = step_run(ensure_config())
+    if parent is None:
+        return ModelCallRun(None, ROOT_RUN_NAME, model, [], {})
     kept = [messages[0], *messages[-NEW_MESSAGES:]] if len(messages) > NEW_MESSAGES + 1 else messages
     shown = [{"role": m.type, "content": traced_prompt(m.text)} for m in kept]
     if len(kept) < len(messages):

@@ -84,29 +84,20 @@ def call_usage(model: str | None, depth: int, kind: str, input_tokens: int, outp
     return usage
 
 
+def hits(count: int) -> ModelUsage:
+    """Answers from the sub-call cache: no request, no tokens, no dollars."""
+    return {"calls": 0, "input_tokens": 0, "output_tokens": 0, "cost": 0.0, "cache_hits": count}
+
+
 def cache_hit(model: str | None, depth: int) -> Usage:
-    """An answer from the sub-call cache: no request, no tokens, no dollars, one hit."""
-    entry: ModelUsage = {"calls": 0, "input_tokens": 0, "output_tokens": 0, "cost": 0.0, "cache_hits": 1}
-    return {"cache_hits": 1, "by_model": {f"{depth}:{model or 'unnamed'}": entry}}
+    return {"cache_hits": 1, "by_model": {f"{depth}:{model or 'unnamed'}": hits(1)}}
 
 
 def hits_of(usage: Usage) -> Usage:
     """Only the cache hits of `usage`, flat and by model (a child's, which its parent's ledger
     of calls does not hold)."""
-    models = {
-        key: {
-            "calls": 0,
-            "input_tokens": 0,
-            "output_tokens": 0,
-            "cost": 0.0,
-            "cache_hits": entry["cache_hits"],
-        }
-        for key, entry in usage.get("by_model", {}).items()
-        if entry["cache_hits"]
-    }
-    if not models:
-        return {}
-    return {"cache_hits": usage.get("cache_hits", 0), "by_model": models}  # type: ignore[typeddict-item]
+    models = {key: hits(e["cache_hits"]) for key, e in usage.get("by_model", {}).items() if e["cache_hits"]}
+    return {"cache_hits": usage.get("cache_hits", 0), "by_model": models} if models else {}
 
 
 def usage_of(message: AIMessage, model: str | None, depth: int, kind: str) -> Usage:
