@@ -28,16 +28,15 @@ class SandboxPool:
         self.idle_seconds = idle_seconds
         self.max_live = max_live
         self.scope = scope
-        self.ledger = LEDGER
         self.loop = asyncio.get_running_loop()
         self.sessions: dict[str, ReplSession] = {}
         self.timer: asyncio.Task | None = None
 
     async def session(self, key: str, create: Callable[[], ReplSession]) -> ReplSession:
         if key not in self.sessions:
-            await self.ledger.claim(key, self)
+            await LEDGER.claim(key, self)
             self.sessions[key] = create()
-            await self.ledger.trim(self.max_live, keep=(self, key))
+            await LEDGER.trim(self.max_live, keep=(self, key))
         self._watch()
         return self.sessions[key]
 
@@ -49,7 +48,7 @@ class SandboxPool:
 
     async def close(self, key: str) -> None:
         session = self.sessions.pop(key, None)
-        self.ledger.release(key, self)
+        LEDGER.release(key, self)
         if session is not None:
             await session.close()
 
