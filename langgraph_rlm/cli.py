@@ -10,17 +10,17 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from langgraph_rlm import signals
+from langgraph_rlm import collector, signals
 from langgraph_rlm.graph.config import POSITIVE_SETTINGS, SANDBOXES, RLMSettings
 from langgraph_rlm.progress import Progress, cost_text, intro, usage_line
 from langgraph_rlm.sandboxes import check_available
@@ -28,6 +28,7 @@ from langgraph_rlm.sandboxes.base import SandboxLost, SandboxUnavailable
 from langgraph_rlm.terminal import literal, write_answer
 
 DEFAULT_THREAD = "default"
+T = TypeVar("T")
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 1, 130, 143
 STOPPED_BY = {EXIT_INTERRUPTED: "interrupted", EXIT_TERMINATED: "terminated"}
 FLAG_NAMES = {
@@ -149,6 +150,12 @@ def handle_errors(command: Callable) -> Callable:
     return run
 
 
+def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
+    """A command's coroutine starts once its imports are done."""
+    collector.imported()
+    return signals.run(coroutine)
+
+
 def say_error(message: str) -> None:
     stderr.print(Text.assemble(("error:", "red"), " ", literal(message)), soft_wrap=True)
 
@@ -199,7 +206,7 @@ def run(question: str, contexts: tuple[str, ...], thread: str, quiet: bool, **op
     progress = Progress(stderr, quiet)
     try:
         settings, paths = prepare(question, contexts, options, thread, progress)
-        answer = signals.run(ask(question, paths, settings, thread, progress))
+        answer = run_async(ask(question, paths, settings, thread, progress))
     finally:
         progress.close()
     write_answer(answer, sys.stdout)
@@ -232,7 +239,7 @@ def chat(contexts: tuple[str, ...], thread: str, quiet: bool, **options: Any) ->
         progress = Progress(stderr, quiet)
         progress.begin(f"asking {settings.root_model()}", keep=False)
         try:
-            answer = signals.run(ask(question, paths, settings, thread, progress))
+            answer = run_async(ask(question, paths, settings, thread, progress))
         finally:
             progress.close()
         write_answer(answer, sys.stdout)
@@ -250,7 +257,7 @@ def init(paths: tuple[str, ...], thread: str, **store: str | None) -> None:
 
     settings = build_settings(store)
     files = [checked_file(path) for path in paths]
-    added = signals.run(add_contexts(settings, thread, files))
+    added = run_async(add_contexts(settings, thread, files))
     for ref in added:
         stderr.print(literal(f"{ref['name']}: {ref['label']} ({ref['size']:,} bytes)"))
     stderr.print(literal(f"{len(added)} new context(s) in thread {thread}", "dim"))
@@ -265,7 +272,7 @@ def status(thread: str, **store: str | None) -> None:
     from langgraph_rlm.threads import thread_values
 
     settings = build_settings(store)
-    values = signals.run(thread_values(settings, thread))
+    values = run_async(thread_values(settings, thread))
     if values is None:
         raise UserError(f"no thread named {thread!r} in {where(settings)}")
     show_status(thread, values)
@@ -278,7 +285,7 @@ def threads(**store: str | None) -> None:
     """List the threads, oldest first, with their last question."""
     from langgraph_rlm.threads import list_threads
 
-    rows = signals.run(list_threads(build_settings(store)))
+    rows = run_async(list_threads(build_settings(store)))
     table = Table("thread", "last question", "contexts", "steps", "usage", "updated")
     for row in rows:
         question = (row.get("query") or "")[:60]
@@ -306,9 +313,9 @@ def reset(thread: str, **store: str | None) -> None:
     from langgraph_rlm.threads import reset_thread, thread_values
 
     settings = build_settings(store)
-    if signals.run(thread_values(settings, thread)) is None:
+    if run_async(thread_values(settings, thread)) is None:
         raise UserError(f"no thread named {thread!r} in {where(settings)}")
-    removed, freed = signals.run(reset_thread(settings, thread))
+    removed, freed = run_async(reset_thread(settings, thread))
     stderr.print(literal(f"thread {thread} reset; {removed} blob(s) collected, {freed:,} bytes freed"))
 
 
@@ -331,7 +338,7 @@ def trace(thread: str, html_path: str | None, jsonl_path: str | None, **store: s
     if not html_path and not jsonl_path:
         raise UserError("give --html PATH, --jsonl PATH, or both")
     settings = build_settings(store)
-    trajectory = signals.run(read_trajectory(settings, thread))
+    trajectory = run_async(read_trajectory(settings, thread))
     if trajectory is None:
         raise UserError(f"no thread named {thread!r} in {where(settings)}")
     for path, render in ((html_path, to_html), (jsonl_path, to_jsonl)):
@@ -355,7 +362,7 @@ def doctor(thread: str, quiet: bool, models: bool, **options: Any) -> None:
     settings = build_settings(options)
     checks = [*sandbox_checks(settings), *model_checks(settings)]
     if models:
-        checks += signals.run(model_answers(settings))
+        checks += run_async(model_answers(settings))
     table = Table("check", "status", "detail")
     table.columns[0].no_wrap = True
     for check in checks:
@@ -477,7 +484,7 @@ def benchmark(
 
     watch = RunProgress(stderr, name, runs, quiet)
     try:
-        results = signals.run(run_bench(name, tokens, runs, seed, settings, watch))
+        results = run_async(run_bench(name, tokens, runs, seed, settings, watch))
     finally:
         watch.close()
     rows = summarise(results)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from langgraph_rlm.graph.config import RLMSettings
-from langgraph_rlm.graph.state import ContextRef
+from langgraph_rlm.graph.state import ContextRef, ReplRef
 from langgraph_rlm.llm.cache import SubCallCache, root_thread
 from langgraph_rlm.persistence.answers import AnswerStore, open_answer_store
 from langgraph_rlm.persistence.blobs import BlobStore, open_blob_store
@@ -52,6 +52,11 @@ class Resources:
         )
         session.gate.allow(files)
         return session
+
+    async def warm(self, key: str, settings: RLMSettings, contexts: list[ContextRef], repl: ReplRef) -> None:
+        """The thread's sandbox starts (or its REPL restores) while the root model writes the step."""
+        session = await self.session(key, settings, contexts, repl.get("sandbox"))
+        session.warm(repl["snapshot"])
 
 
 ONE_SHOT = "once:"

@@ -66,7 +66,7 @@ def settings_for_run(defaults: RLMSettings, context: Any) -> RLMSettings:
     server adds its own, such as `user_id`) are ignored, deployment settings and anything past the
     operator's limits are refused before the run does anything.
     """
-    if context is None:
+    if context is None or context == defaults:
         return defaults
     if isinstance(context, RLMSettings):
         baseline = RLMSettings()

@@ -6,6 +6,7 @@ from langchain_core.messages import BaseMessage, HumanMessage
 from langgraph.runtime import Runtime
 
 from langgraph_rlm.graph.config import RLMSettings
+from langgraph_rlm.graph.resources import resources_for
 from langgraph_rlm.graph.state import RLMState
 from langgraph_rlm.llm.budget import LimitReached, question_budget
 from langgraph_rlm.llm.replies import code_blocks
@@ -28,6 +29,7 @@ async def generate_code(state: RLMState, runtime: Runtime[RLMSettings]) -> dict:
     prompt = root_prompt(state.contexts, [*state.messages, *asked], settings)
     room = None
     if not state.stop_reason:
+        await (await resources_for(settings)).warm(state.session, settings, state.contexts, state.repl)
         room = best_answer_chars(
             state.contexts, state.messages, settings, REPLY_CHARS + settings.output_limit
         )

@@ -61,6 +61,22 @@ class ReplSession:
         self.dropped: dict[str, str] = {}
         self.lock = asyncio.Lock()
         self.last_used = time.monotonic()
+        self.warming: asyncio.Task | None = None
+
+    def warm(self, snapshot: str | None) -> None:
+        """Starts bringing the worker to `snapshot` in the background, so a sandbox starts (and a
+        REPL restores) while the root model thinks; whoever takes the lock next waits for it. A
+        failure here is left for that `ensure` to meet again and report."""
+        if self.lock.locked() or (self.channel is not None and self.at == snapshot):
+            return
+        self.warming = asyncio.create_task(self._warm(snapshot))
+        self.warming.add_done_callback(lambda task: task.cancelled() or task.exception())
+
+    async def _warm(self, snapshot: str | None) -> None:
+        if self.lock.locked():
+            return
+        async with self.lock:
+            await self.ensure(snapshot)
 
     async def ensure(self, snapshot: str | None) -> None:
         """Brings the worker to `snapshot` (None: a fresh namespace), restoring only if needed."""
@@ -136,6 +152,10 @@ class ReplSession:
         return getattr(self.sandbox, "sandbox_id", None)
 
     async def close(self, keep: bool = True) -> None:
+        warming = self.warming
+        if warming is not None and warming is not asyncio.current_task():
+            self.warming = None
+            await asyncio.wait([warming])
         if self.sandbox is not None:
             await self.sandbox.stop(keep)
         self.sandbox = self.channel = None
