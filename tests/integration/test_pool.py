@@ -1,10 +1,13 @@
 """Live sandboxes are a bounded cache: idle ones close on a timer, the process keeps at most
-`max_sandboxes`, and a thread has one live sandbox whichever event loop its runs use."""
+`max_sandboxes`, and a thread has one live sandbox whichever event loop its runs use. A thread's
+sandbox starts while the root model writes the step, and a run cancelled meanwhile leaves none."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
+from pathlib import Path
 
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
@@ -76,3 +79,54 @@ async def test_a_thread_has_one_live_sandbox_across_event_loops(settings):
         runner.join(10)
         other.close()
         await close_sandboxes()
+
+
+def started_sandbox(pool, seconds: float):
+    """The first session whose worker is up, waited for from the model's thread."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        live = [s for s in list(pool.sessions.values()) if s.channel is not None]
+        if live:
+            return live[0]
+        time.sleep(0.02)
+    return None
+
+
+async def test_the_sandbox_starts_while_the_root_model_writes_the_first_step(settings):
+    pool = (await resources_for(settings)).pool
+    seen = []
+
+    def respond(messages):
+        seen.append(started_sandbox(pool, 20) is not None)
+        return "```repl\nFINAL('ok')\n```"
+
+    settings.model = ScriptedChatModel(respond=respond)
+    graph = build_rlm_graph(settings=settings).compile(checkpointer=InMemorySaver())
+    assert (await ask(graph, "t", "anything"))["answer"] == "ok"
+    assert seen == [True], "the worker was up before the model answered"
+    await close_sandboxes()
+
+
+async def test_a_run_cancelled_while_the_model_thinks_leaves_no_worker(settings):
+    pool = (await resources_for(settings)).pool
+    workers, release = [], threading.Event()
+
+    def respond(messages):
+        session = started_sandbox(pool, 20)
+        workers.append(session.sandbox.process.pid if session else None)
+        release.wait(30)
+        return "```repl\nFINAL('late')\n```"
+
+    settings.model = ScriptedChatModel(respond=respond)
+    graph = build_rlm_graph(settings=settings).compile(checkpointer=InMemorySaver())
+    run = asyncio.create_task(ask(graph, "t", "anything"))
+    while not workers:
+        await asyncio.sleep(0.05)
+    run.cancel()
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    await close_sandboxes()
+    (pid,) = workers
+    assert pid is not None and not Path(f"/proc/{pid}").exists(), "the warm worker was stopped"
+    assert pool.sessions == {}
