@@ -15,6 +15,7 @@ from pydantic import Field
 from typing_extensions import TypedDict
 
 from langgraph_rlm.llm.usage import Usage, add_usage
+from langgraph_rlm.persistence.contexts import ContextRef
 from langgraph_rlm.trajectory.records import SubCalls
 
 
@@ -24,17 +25,6 @@ def add_message_batches(messages: list[AnyMessage], batches: list[Any]) -> list[
     for batch in batches:
         messages = add_messages(messages, batch)
     return messages
-
-
-class ContextRef(TypedDict):
-    """A context stored once in the blob store; the REPL sees it as `name`."""
-
-    name: str
-    label: str
-    source: str | None
-    sha: str
-    size: int
-    preview: str
 
 
 class ReplRef(TypedDict):

@@ -7,12 +7,24 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from langgraph_rlm.graph.state import ContextRef
+from typing_extensions import TypedDict
+
 from langgraph_rlm.persistence.blobs import BlobStore
 from langgraph_rlm.sandboxes.worker.protocol import SHA
 
 PREVIEW_CHARS = 300
 SNIFF_BYTES = 1 << 16
+
+
+class ContextRef(TypedDict):
+    """A context stored once in the blob store; the REPL sees it as `name`."""
+
+    name: str
+    label: str
+    source: str | None
+    sha: str
+    size: int
+    preview: str
 
 
 class ContextError(ValueError):
