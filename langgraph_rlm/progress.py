@@ -6,7 +6,6 @@ import time
 from typing import Any
 
 from rich.console import Console
-from rich.syntax import Syntax
 
 from langgraph_rlm.llm.usage import Usage, unpriced
 from langgraph_rlm.terminal import literal, visible
@@ -81,6 +80,8 @@ class Progress:
         shown = "\n".join(lines[:CODE_LINES]) + (
             f"\n# ... {len(lines) - CODE_LINES} more lines" if len(lines) > CODE_LINES else ""
         )
+        from rich.syntax import Syntax  # pygments: loaded when code is first shown, not at start-up
+
         self.console.print(Syntax(visible(shown), "python", theme="ansi_dark", background_color="default"))
 
     def _on_output(self, event: dict[str, Any]) -> None:

@@ -66,7 +66,8 @@ async def run_turn(
             while True:
                 async for event in graph.astream(payload, config, context=settings, stream_mode="custom"):
                     on_event(event)
-                waiting = (await graph.aget_state(config)).interrupts
+                ended = await graph.aget_state(config)
+                waiting = ended.interrupts
                 if not waiting:
                     break
                 if approve is None:
@@ -76,7 +77,7 @@ async def run_turn(
                 payload = Command(resume=await approve(waiting[0].value))
         finally:
             await close_sandboxes()
-        values = (await graph.aget_state(config)).values
+        values = ended.values
     finish = getattr(on_event, "finish", None)
     if finish is not None:
         finish(values.get("usage", {}), values.get("stop_reason"))
