@@ -159,10 +159,15 @@ class BlobCache:
         self.by_id[id(value)] = (value, sha)
         self.host_has.add(sha)
 
-    def sha_of(self, value):
+    def holds(self, value):
+        """Whether `value` is this very object the host stores (a context, a value loaded by
+        hash), so a snapshot refers to it whatever its size instead of pickling it again."""
         known = self.by_id.get(id(value))
-        if known is not None and known[0] is value:
-            sha = known[1]
+        return known is not None and known[0] is value
+
+    def sha_of(self, value):
+        if self.holds(value):
+            sha = self.by_id[id(value)][1]
         else:
             raw = value.encode("utf-8", "surrogatepass") if isinstance(value, str) else value
             sha = self.store(bytes(raw))
@@ -203,7 +208,7 @@ class SnapshotPickler(_BasePickler):
 
     def persistent_id(self, obj):
         kind = type(obj)
-        if (kind is str or kind is bytes) and len(obj) >= BIG_VALUE:
+        if (kind is str or kind is bytes) and (len(obj) >= BIG_VALUE or self.blobs.holds(obj)):
             return ("str" if kind is str else "bytes", self.blobs.sha_of(obj))
         return None
 
