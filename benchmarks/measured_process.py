@@ -1,9 +1,11 @@
-"""A command run as a whole process: its wall time, and the peak of the resident memory its
-process tree holds on the host (sampled; a sandbox's workers count, a container's do not)."""
+"""A command run as a whole process: its wall time, the CPU time it and its waited-for
+descendants used (steadier than wall time on a busy machine), and the peak of the resident memory
+its process tree holds on the host (sampled; a sandbox's workers count, a container's do not)."""
 
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import time
@@ -21,6 +23,7 @@ class Measured:
     stdout: str
     stderr: str
     timed_out: bool
+    cpu_seconds: float = 0.0
 
 
 def tree_rss(pid: int) -> int:
@@ -39,7 +42,13 @@ def tree_rss(pid: int) -> int:
     return total
 
 
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_measured(command: list[str], timeout: float, env: dict[str, str] | None = None) -> Measured:
+    cpu_before = children_cpu()
     started = time.perf_counter()
     process = subprocess.Popen(
         command,
@@ -62,4 +71,6 @@ def run_measured(command: list[str], timeout: float, env: dict[str, str] | None 
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         stdout, stderr = process.communicate()
-    return Measured(time.perf_counter() - started, peak, process.returncode, stdout, stderr, timed_out)
+    seconds = time.perf_counter() - started
+    cpu = children_cpu() - cpu_before
+    return Measured(seconds, peak, process.returncode, stdout, stderr, timed_out, cpu)

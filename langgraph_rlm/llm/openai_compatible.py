@@ -1,45 +1,33 @@
 """OpenAI-compatible chat endpoints (`openai/...` models: OpenAI itself, or a local server at
---api-base), called directly with aiohttp. Importing litellm takes seconds, longer than a whole
-short question, and aiohttp takes a third of httpx's time a request, which a batch of a thousand
+--api-base), called directly over llm.http. Importing litellm takes seconds, longer than a whole
+short question, and httpx takes three times the host's time a request that a batch of a thousand
 sub-calls feels; every other provider still goes through litellm."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import weakref
-from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
-import aiohttp
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
+from langgraph_rlm.llm.http import HTTPError, ReplyTooLarge, post_json
+
 LOCAL_SERVER_KEY = "no-key-needed"
 REPLY_BYTES = 16 << 20
-TIMEOUT = aiohttp.ClientTimeout(total=600.0, connect=10.0)
 ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool"}
-
-_sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = (
-    weakref.WeakKeyDictionary()
-)
-_keepers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncIterator[None]] = (
-    weakref.WeakKeyDictionary()
-)
 
 
 class EndpointError(Exception):
-    """An error reply, shaped as llm.retry reads errors: `status_code`, `response.headers`. The
-    response is a plain copy of the headers: LangChain reads an error's `response.json()` as if
-    it were synchronous, which aiohttp's is not."""
+    """An error reply, shaped as llm.retry reads errors: `status_code`, `response.headers`."""
 
-    def __init__(self, status_code: int, message: str, reply: aiohttp.ClientResponse) -> None:
+    def __init__(self, status_code: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
-        self.response = SimpleNamespace(headers={k.lower(): v for k, v in reply.headers.items()})
+        self.response = SimpleNamespace(headers=headers or {})
 
 
 def handles(model: str) -> bool:
@@ -66,38 +54,22 @@ async def complete(
     key = os.environ.get("OPENAI_API_KEY", "").strip() or LOCAL_SERVER_KEY
     headers = {"Authorization": f"Bearer {key}"}
     url = f"{endpoint(api_base)}/chat/completions"
-    async with (await session()).post(url, json=body, headers=headers) as reply:
-        data = await reply.content.read(REPLY_BYTES + 1)
-    if len(data) > REPLY_BYTES:
-        raise EndpointError(502, f"the endpoint's reply passed {REPLY_BYTES >> 20} MiB", reply)
-    if reply.status >= 400:
-        said = data[:300].decode(errors="replace")
-        raise EndpointError(reply.status, f"error {reply.status} from {url}: {said}", reply)
     try:
-        parsed = json.loads(data)
+        reply = await post_json(url, body, headers, limit=REPLY_BYTES)
+    except ReplyTooLarge:
+        raise EndpointError(502, f"the endpoint's reply passed {REPLY_BYTES >> 20} MiB") from None
+    except HTTPError as exc:
+        raise EndpointError(502, f"{url}: {exc}") from None
+    if reply.status >= 400:
+        said = reply.body[:300].decode(errors="replace")
+        raise EndpointError(reply.status, f"error {reply.status} from {url}: {said}", reply.headers)
+    try:
+        parsed = json.loads(reply.body)
         text = parsed["choices"][0]["message"]["content"] or ""
         usage = parsed.get("usage") or {}
         return str(text), int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
     except (ValueError, KeyError, IndexError, TypeError) as exc:
-        raise EndpointError(502, f"the endpoint's reply is not a chat completion ({exc!r})", reply) from None
-
-
-async def session() -> aiohttp.ClientSession:
-    """One connection pool per event loop (a session may not cross loops). An async generator
-    holds it, so the loop's shutdown (`asyncio.run` ends with one) closes it cleanly."""
-    loop = asyncio.get_running_loop()
-    if loop not in _sessions or _sessions[loop].closed:
-        _sessions[loop] = aiohttp.ClientSession(timeout=TIMEOUT, trust_env=False)
-        _keepers[loop] = keeper = _keep(_sessions[loop])
-        await keeper.__anext__()
-    return _sessions[loop]
-
-
-async def _keep(held: aiohttp.ClientSession) -> AsyncIterator[None]:
-    try:
-        yield
-    finally:
-        await held.close()
+        raise EndpointError(502, f"the endpoint's reply is not a chat completion ({exc!r})") from None
 
 
 def as_openai(messages: list[BaseMessage]) -> list[dict[str, str]]:
