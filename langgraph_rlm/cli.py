@@ -23,8 +23,6 @@ from rich.text import Text
 from langgraph_rlm import collector, signals
 from langgraph_rlm.graph.config import POSITIVE_SETTINGS, SANDBOXES, RLMSettings
 from langgraph_rlm.progress import Progress, cost_text, intro, usage_line
-from langgraph_rlm.sandboxes import check_available
-from langgraph_rlm.sandboxes.base import SandboxLost, SandboxUnavailable
 from langgraph_rlm.terminal import literal, write_answer
 
 DEFAULT_THREAD = "default"
@@ -431,6 +429,8 @@ def prepare(
     """Everything that can be checked before a model is called or a sandbox started; says what
     the run will do before the first slow check (credentials: litellm loads for a provider other
     than openai/)."""
+    from langgraph_rlm.sandboxes import SandboxUnavailable, check_available
+
     if not question.strip():
         raise UserError("the question is empty")
     settings = build_settings(options)
@@ -537,6 +537,7 @@ def check_credentials(settings: RLMSettings) -> None:
 
 async def ask(question: str, paths: list[str], settings: RLMSettings, thread: str, progress: Progress) -> str:
     from langgraph_rlm.approver import TerminalApprover
+    from langgraph_rlm.sandboxes.base import SandboxLost
     from langgraph_rlm.threads import UnfinishedTurn, run_turn
 
     approver = TerminalApprover(stderr) if settings.approve_code else None

@@ -7,7 +7,6 @@ and the checkpoint of the last finished step stays as it was.
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -28,11 +27,16 @@ class Stopped(Exception):
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
     """`asyncio.run`, where the first SIGINT or SIGTERM cancels the coroutine and raises Stopped
     once it has unwound. Signals that come after the first are ignored until the process exits:
-    cutting the cleanup short is what would leave sandboxes running, and a stopped command exits."""
+    cutting the cleanup short is what would leave sandboxes running, and a stopped command exits.
+    asyncio loads here, when a command runs: `rlm --help` needs none of it."""
+    import asyncio
+
     return asyncio.run(_stoppable(coroutine))
 
 
 async def _stoppable(coroutine: Coroutine[Any, Any, T]) -> T:
+    import asyncio
+
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
