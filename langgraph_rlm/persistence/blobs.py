@@ -37,6 +37,8 @@ class BlobStore(Protocol):
 
     def has(self, sha: str) -> bool: ...
 
+    def file_of(self, sha: str) -> Path | None: ...
+
     def size(self, sha: str) -> int: ...
 
     def stored(self) -> Iterator[tuple[str, float]]: ...
@@ -89,6 +91,21 @@ class FileBlobStore:
             self._path(sha).parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp.name, self._path(sha))
         return sha, size
+
+    def file_of(self, sha: str) -> Path | None:
+        """The blob's own file, for a sandbox to bind read-only instead of receiving a copy.
+        The worker may run as another user (nobody), so the file is made readable by all; that
+        shows it to no one else while the store's folder is its owner's alone, which it is made
+        here. None when the blob is gone or either cannot be changed."""
+        path = self._path(sha)
+        try:
+            if self.root.stat().st_mode & 0o077:
+                os.chmod(self.root, 0o700)
+            if path.stat().st_mode & 0o444 != 0o444:
+                os.chmod(path, 0o644)
+        except OSError:
+            return None
+        return path
 
     def get(self, sha: str) -> bytes:
         try:
