@@ -2,7 +2,8 @@
 
 Any image with python3 works: the worker and cloudpickle are bind-mounted read-only, not baked
 in. The host channel is the container's attach stream, so the container needs no network;
-stored blobs (contexts) come in on a FIFO beside it (see blob_pipe).
+the contexts the session started with are bound read-only from the blob store, and other stored
+blobs come in on a FIFO beside the stream (see blob_pipe).
 """
 
 from __future__ import annotations

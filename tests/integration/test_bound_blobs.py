@@ -17,7 +17,7 @@ from langgraph_rlm.persistence.answers import open_answer_store
 from langgraph_rlm.persistence.blobs import FileBlobStore, OpenBlob
 from langgraph_rlm.sandboxes.pool import SandboxPool
 from langgraph_rlm.sandboxes.session import CellResult, ReplSession
-from tests.conftest import TEST_IMAGE, NoSubCalls, need_backend
+from tests.conftest import TEST_IMAGE, NoSubCalls, context_of, need_backend
 
 TEXT = "naïve café ☃ 𝄞 straße\n" * 50_000 + "end\n"
 SHOW = (
@@ -106,3 +106,14 @@ async def test_code_in_the_sandbox_cannot_change_a_bound_blob(
     assert stored is not None and hashlib.sha256(stored.read_bytes()).hexdigest() == context["sha"]
     again = await run(session, SHOW.format(name="context"), [context])
     assert again.stdout.split()[0] == context["sha"]
+
+
+async def test_a_bound_blob_the_worker_cannot_map_is_sent_instead(
+    open_session, blobs, tmp_path: Path
+) -> None:
+    """As with a Docker daemon on another machine, which binds an empty folder where the file is not."""
+    context = context_of(blobs, TEXT)
+    session = await open_session("process", bound_blobs={context["sha"]: tmp_path / "not-there"})
+    result = await run(session, SHOW.format(name="context"), [context])
+    assert result.error is None, result.error
+    assert result.stdout.split() == [context["sha"], str(len(TEXT))]
