@@ -165,14 +165,14 @@ def hash_while_copying(src: int, dst: int) -> tuple[str, int]:
     copier = threading.Thread(target=copy, name="blob-copy", daemon=True)
     copier.start()
     digest = hashlib.sha256()
-    buffer = memoryview(bytearray(COPY_STEP))
+    buffer = memoryview(bytearray(CHUNK))
     size = 0
     try:
         while (step := copied.get()) != 0:
             if isinstance(step, BaseException):
                 raise step
             while step:
-                got = os.preadv(dst, [buffer[: min(step, COPY_STEP)]], size)
+                got = os.preadv(dst, [buffer[: min(step, CHUNK)]], size)
                 if not got:
                     raise OSError("the copy of a blob shrank while it was hashed")
                 digest.update(buffer[:got])
