@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from langgraph_rlm.graph.config import RLMSettings
@@ -13,7 +13,7 @@ from langgraph_rlm.llm.cache import SubCallCache, root_thread
 from langgraph_rlm.persistence.answers import AnswerStore, open_answer_store
 from langgraph_rlm.persistence.blobs import BlobStore, open_blob_store
 from langgraph_rlm.sandboxes import make_sandbox
-from langgraph_rlm.sandboxes.base import SandboxSpec
+from langgraph_rlm.sandboxes.base import Sandbox, SandboxSpec
 from langgraph_rlm.sandboxes.file_gate import FileGate
 from langgraph_rlm.sandboxes.pool import SandboxPool
 from langgraph_rlm.sandboxes.session import ReplSession
@@ -47,11 +47,18 @@ class Resources:
             reconnect=reconnect,
         )
         gate = FileGate(files, [Path(d) for d in settings.allow_dirs])
+        shas = [c["sha"] for c in contexts]
         session = await self.pool.session(
-            key, lambda: ReplSession(lambda: make_sandbox(settings.sandbox, spec), self.blobs, gate)
+            key, lambda: ReplSession(lambda: self._sandbox(settings.sandbox, spec, shas), self.blobs, gate)
         )
         session.gate.allow(files)
         return session
+
+    def _sandbox(self, kind: str, spec: SandboxSpec, shas: list[str]) -> Sandbox:
+        """The contexts the session started with are bound into every sandbox it starts, where
+        the store keeps them as files; contexts a later turn adds are sent as before."""
+        bound = {sha: path for sha in shas if (path := self.blobs.file_of(sha)) is not None}
+        return make_sandbox(kind, replace(spec, bound_blobs=bound))
 
     async def warm(self, key: str, settings: RLMSettings, contexts: list[ContextRef], repl: ReplRef) -> None:
         """The thread's sandbox starts (or its REPL restores) while the root model writes the step."""

@@ -67,6 +67,10 @@ class PostgresBlobStore:
         data = self.get(sha)
         return OpenBlob(io.BytesIO(data), len(data))
 
+    def file_of(self, sha: str) -> Path | None:
+        """A bytea value has no file to bind, so a sandbox receives a copy."""
+        return None
+
     def size(self, sha: str) -> int:
         row = self._one("SELECT octet_length(data) FROM rlm_blobs WHERE sha = %s", sha)
         return row[0] if row else 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -67,6 +67,9 @@ class SandboxSpec:
     max_processes: int = 64
     big_value_bytes: int = 1 << 20
     visible_files: tuple[Path, ...] = field(default_factory=tuple)
+    bound_blobs: Mapping[str, Path] = field(default_factory=dict)
+    """Stored blobs (by hash) whose files the sandbox binds read-only as it starts, so the worker
+    maps a context instead of receiving a copy of it over the channel."""
     docker_image: str = "python:3.12-slim"
     cpus: float = 1.0
     e2b_workdir: str = "/home/user/.rlm"
@@ -74,9 +77,19 @@ class SandboxSpec:
     reconnect: str | None = None
 
 
+BOUND_BLOBS = "/rlm/blobs"
+
+
+def bound_inside(spec: SandboxSpec) -> dict[str, str]:
+    """Where an isolated sandbox binds each of `spec.bound_blobs`: a fixed folder, named by hash."""
+    return {sha: f"{BOUND_BLOBS}/{sha}" for sha in spec.bound_blobs}
+
+
 class Sandbox(Protocol):
     kind: str
     isolated: bool
+    bound_blobs: Mapping[str, str]
+    """The path inside the sandbox of each blob it bound; empty where it binds none."""
 
     async def start(self) -> Channel:
         """Starts the worker and returns its channel once it has said it is ready."""

@@ -31,9 +31,12 @@ class BlobAccess:
         self.quota_left = quota
         self.stored = 0
 
-    def open(self, sha: str) -> OpenBlob:
+    def check(self, sha: str) -> None:
         if sha not in self.readable:
             raise LookupError(f"no blob {sha[:12]} in this thread")
+
+    def open(self, sha: str) -> OpenBlob:
+        self.check(sha)
         return self.blobs.open(sha)
 
     def put(self, sha: str, data: bytes) -> None:

@@ -2,7 +2,8 @@
 
 Any image with python3 works: the worker and cloudpickle are bind-mounted read-only, not baked
 in. The host channel is the container's attach stream, so the container needs no network;
-stored blobs (contexts) come in on a FIFO beside it (see blob_pipe).
+the contexts the session started with are bound read-only from the blob store, and other stored
+blobs come in on a FIFO beside the stream (see blob_pipe).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from langgraph_rlm.sandboxes.base import (
     SandboxSpec,
     SandboxUnavailable,
     WorkerDied,
+    bound_inside,
     exit_description,
     to_thread_to_the_end,
 )
@@ -76,6 +78,7 @@ class DockerSandbox:
 
     def __init__(self, spec: SandboxSpec) -> None:
         self.spec = spec
+        self.bound_blobs = bound_inside(spec)
         self.container: Any = None
         self.attached: Any = None
         self.writer: asyncio.StreamWriter | None = None
@@ -91,6 +94,8 @@ class DockerSandbox:
         volumes[str(CLOUDPICKLE_DIR)] = {"bind": f"{INSIDE}/lib/cloudpickle", "mode": "ro"}
         for path in self.spec.visible_files:
             volumes[str(path)] = {"bind": str(path), "mode": "ro"}
+        for sha, path in self.spec.bound_blobs.items():
+            volumes[str(path)] = {"bind": self.bound_blobs[sha], "mode": "ro"}
         pipe = []
         if self.blob_pipe is not None:
             volumes[str(self.blob_pipe.path)] = {"bind": f"{INSIDE}/{self.blob_pipe.path.name}", "mode": "ro"}

@@ -141,6 +141,8 @@ class E2BSandbox:
 
     def __init__(self, spec: SandboxSpec) -> None:
         self.spec = spec
+        self.bound_blobs: dict[str, str] = {}
+        """A cloud sandbox cannot see the host's files: every blob is uploaded."""
         self.sandbox: Any = None
 
     @property

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from langgraph_rlm.sandboxes import cgroup, seccomp
-from langgraph_rlm.sandboxes.base import SandboxSpec, SandboxUnavailable
+from langgraph_rlm.sandboxes.base import SandboxSpec, SandboxUnavailable, bound_inside
 from langgraph_rlm.sandboxes.process import CLOUDPICKLE_DIR, WORKER_FILES, ProcessSandbox, sandbox_environment
 
 INSIDE = Path("/opt/rlm")
@@ -36,13 +36,18 @@ def python_dirs() -> list[Path]:
     return sorted(d for d in dirs if not str(d).startswith(SYSTEM_DIRS))
 
 
-def readable_mount(path: Path) -> list[str]:
-    """A read-only bind whose parent folders the sandbox's user can pass (they may be 0700 outside)."""
+def passable_parents(path: Path) -> list[str]:
+    """The folders above a bind, made so the sandbox's user can pass them (bwrap makes new ones
+    0700, and a bound folder may be 0700 outside)."""
     args: list[str] = []
     for parent in reversed(path.parents[:-1]):
         if str(parent) != "/tmp":
             args += ["--perms", "0755", "--dir", str(parent)]
-    return [*args, "--ro-bind-try", str(path), str(path)]
+    return args
+
+
+def readable_mount(path: Path) -> list[str]:
+    return [*passable_parents(path), "--ro-bind-try", str(path), str(path)]
 
 
 class LocalSandbox(ProcessSandbox):
@@ -55,6 +60,9 @@ class LocalSandbox(ProcessSandbox):
     def __init__(self, spec: SandboxSpec) -> None:
         super().__init__(spec)
         self.cgroup: cgroup.SandboxCgroup | None = None
+
+    def blob_paths(self) -> dict[str, str]:
+        return bound_inside(self.spec)
 
     def process_limit(self) -> int:
         """A pids cgroup counts this sandbox's tasks alone; RLIMIT_NPROC would count the uid's, host-wide."""
@@ -103,6 +111,9 @@ class LocalSandbox(ProcessSandbox):
         args += ["--ro-bind", str(CLOUDPICKLE_DIR), str(INSIDE / "lib" / "cloudpickle")]
         for path in self.spec.visible_files:
             args += readable_mount(path)
+        for sha, path in self.spec.bound_blobs.items():
+            inside = self.bound_blobs[sha]
+            args += [*passable_parents(Path(inside)), "--ro-bind", str(path), inside]
         args += ["--chdir", "/tmp"]
         python = str(Path(sys.executable).resolve())
         worker = [python, "-s", str(INSIDE / "repl_worker.py"), *self.worker_arguments()]

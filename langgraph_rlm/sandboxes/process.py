@@ -52,10 +52,15 @@ class ProcessSandbox:
 
     def __init__(self, spec: SandboxSpec) -> None:
         self.spec = spec
+        self.bound_blobs = self.blob_paths()
         self.process: asyncio.subprocess.Process | None = None
         self.passed_fds: list[int] = []
         """Descriptors the command names (bwrap's --seccomp): the child inherits them, the host
         closes them once the child has started."""
+
+    def blob_paths(self) -> dict[str, str]:
+        """Without a sandbox the worker reads the store's files where they are."""
+        return {sha: str(path) for sha, path in self.spec.bound_blobs.items()}
 
     @classmethod
     def check_available(cls) -> None:

@@ -253,6 +253,15 @@ class ReplSession:
         dropped, self.dropped = self.dropped, {}
         return dropped
 
+    async def _blob(self, sha: str, copy: bool) -> Reply:
+        """A blob the sandbox bound as it started is named by its path there (the worker maps
+        it); any other, or one the worker could not map (`copy`), is sent over the channel."""
+        self.access.check(sha)
+        inside = None if copy or self.sandbox is None else self.sandbox.bound_blobs.get(sha)
+        if inside is not None:
+            return {"op": "blob", "path": inside}, None
+        return {"op": "blob"}, await asyncio.to_thread(self.access.open, sha)
+
     def _handler(self, subcalls: SubCalls | None, loading: list[str] | None = None) -> RequestHandler:
         async def handle(frame: Frame, data: bytes | None) -> Reply | None:
             op = frame["op"]
@@ -263,7 +272,7 @@ class ReplSession:
                 loading.append(frame["name"])
                 return None
             if op == "get_blob":
-                return {"op": "blob"}, await asyncio.to_thread(self.access.open, frame["sha"])
+                return await self._blob(frame["sha"], frame.get("copy", False))
             if op == "read_file":
                 path = await asyncio.to_thread(self.gate.check, frame["path"])
                 sha, size = await asyncio.to_thread(self.blobs.put_file, path)

@@ -1,9 +1,10 @@
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
 
-from langgraph_rlm.persistence.blobs import BlobNotFound, FileBlobStore
+from langgraph_rlm.persistence.blobs import COPY_STEP, BlobNotFound, FileBlobStore
 from langgraph_rlm.persistence.contexts import ContextError, check_context_file, checked_ref, ingest
 from langgraph_rlm.sandboxes.file_gate import FileGate
 
@@ -23,6 +24,29 @@ def test_put_file_hashes_while_copying(tmp_path):
     sha, size = store.put_file(source)
     assert size == 3_000_000 and sha == hashlib.sha256(source.read_bytes()).hexdigest()
     assert store.get(sha) == source.read_bytes()
+
+
+def test_put_file_stores_a_file_of_many_copy_steps_and_a_special_file_whole(tmp_path):
+    source = tmp_path / "big.txt"
+    source.write_bytes(os.urandom((COPY_STEP * 5) // 2 + 7))
+    store = FileBlobStore(tmp_path / "blobs")
+    sha, size = store.put_file(source)
+    assert (sha, size) == (hashlib.sha256(source.read_bytes()).hexdigest(), source.stat().st_size)
+    assert store.get(sha) == source.read_bytes()
+    special = Path("/proc/version")
+    sha, size = store.put_file(special)
+    assert size > 0 and store.get(sha) == special.read_bytes()
+
+
+def test_a_blob_bound_into_a_sandbox_is_readable_there_and_only_its_owner_can_reach_it(tmp_path):
+    store = FileBlobStore(tmp_path / "blobs")
+    sha = store.put(b"secret context")
+    (tmp_path / "blobs").chmod(0o755)
+    path = store.file_of(sha)
+    assert path is not None and path.read_bytes() == b"secret context"
+    assert path.stat().st_mode & 0o444 == 0o444, "the worker may run as nobody"
+    assert (tmp_path / "blobs").stat().st_mode & 0o777 == 0o700, "others cannot reach the store's files"
+    assert store.file_of("0" * 64) is None
 
 
 def test_unknown_or_malformed_hashes_are_not_found(tmp_path):

@@ -76,7 +76,7 @@ WORKER_FRAMES = {
     "done": {"id": _count},
     "put_blob": {"sha": _sha},
     "restoring": {"name": _name},
-    "get_blob": {"id": _request_id, "sha": _sha},
+    "get_blob": {"id": _request_id, "sha": _sha, "copy?": lambda value: value is True},
     "read_file": {"id": _request_id, "path": _name},
     "llm_query": {"id": _request_id, "prompt": _text(MAX_TEXT), "model": _optional(_name)},
     "rlm_query": {"id": _request_id, "prompt": _text(MAX_TEXT), "context_sha": _optional(_sha)},
