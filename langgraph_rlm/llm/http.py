@@ -8,6 +8,7 @@ host less time than aiohttp's did.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import ssl
 import weakref
@@ -15,7 +16,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
+from urllib.request import getproxies_environment, proxy_bypass_environment
 
 HEADER_BYTES = 64 << 10
 IDLE_PER_HOST = 128
@@ -61,7 +63,11 @@ async def post_json(
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise HTTPError(f"not an http(s) URL: {url}")
     address = (parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+    proxy = proxy_for(parts.scheme, parts.hostname)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    if proxy and parts.scheme == "http":
+        target = f"http://{parts.netloc}{target}"
+        headers = {**headers, **proxy.authorization}
     body = json.dumps(payload).encode()
     head = [f"POST {target} HTTP/1.1", f"Host: {parts.netloc}", "Content-Type: application/json"]
     head += [f"Content-Length: {len(body)}", "Accept-Encoding: identity"]
@@ -72,7 +78,7 @@ async def post_json(
         while True:
             connection = _take(pool, address)
             reused = connection is not None
-            connection = connection or await _connect(address, connect_timeout)
+            connection = connection or await _connect(address, proxy, connect_timeout)
             try:
                 reply, keep = await _exchange(connection, request, limit)
             except BaseException as exc:
@@ -161,17 +167,62 @@ def _tls() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
-async def _connect(address: Address, seconds: float) -> Connection:
+async def _connect(address: Address, proxy: Proxy | None, seconds: float) -> Connection:
     scheme, host, port = address
+    via = proxy.host if proxy else host
     try:
         async with asyncio.timeout(seconds):
-            return await asyncio.open_connection(host, port, ssl=_tls() if scheme == "https" else None)
+            if proxy is None:
+                return await asyncio.open_connection(host, port, ssl=_tls() if scheme == "https" else None)
+            connection = await asyncio.open_connection(proxy.host, proxy.port)
+            if scheme == "https":
+                await _tunnel(connection, host, port, proxy)
+            return connection
     except TimeoutError:
-        raise ConnectionError(f"connecting to {host}:{port} took over {seconds:g} s") from None
+        raise ConnectionError(f"connecting to {via} took over {seconds:g} s") from None
     except (ConnectionError, ssl.SSLError):
         raise
     except OSError as exc:
-        raise ConnectionError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from None
+        raise ConnectionError(f"cannot connect to {via}: {exc.strerror or exc}") from None
+
+
+@dataclass
+class Proxy:
+    host: str
+    port: int
+    authorization: dict[str, str]
+
+
+def proxy_for(scheme: str, host: str) -> Proxy | None:
+    """The proxy the environment names for this scheme (HTTP_PROXY, HTTPS_PROXY; NO_PROXY
+    exempts hosts), as curl and the litellm path use it; an http:// proxy only."""
+    proxies = getproxies_environment()
+    named = proxies.get(scheme)
+    if not named or proxy_bypass_environment(host, proxies):
+        return None
+    parts = urlsplit(named if "://" in named else f"http://{named}")
+    if parts.scheme != "http" or not parts.hostname:
+        raise HTTPError(f"{scheme}_proxy={named!r}: only an http:// proxy is supported")
+    authorization = {}
+    if parts.username is not None:
+        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        authorization["Proxy-Authorization"] = "Basic " + base64.b64encode(pair).decode()
+    return Proxy(parts.hostname, parts.port or 80, authorization)
+
+
+async def _tunnel(connection: Connection, host: str, port: int, proxy: Proxy) -> None:
+    """CONNECT through the proxy, then TLS with the endpoint itself over the tunnel."""
+    reader, writer = connection
+    lines = [f"CONNECT {host}:{port} HTTP/1.1", f"Host: {host}:{port}"]
+    lines += [f"{name}: {value}" for name, value in proxy.authorization.items()]
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+    status = (await reader.readline()).split(None, 2)
+    await _headers(reader)
+    if len(status) < 2 or status[1] != b"200":
+        writer.close()
+        said = b" ".join(status[1:]).decode("latin-1").strip() or "no reply"
+        raise ConnectionError(f"the proxy {proxy.host}:{proxy.port} refused the tunnel to {host}: {said}")
+    await writer.start_tls(_tls(), server_hostname=host)
 
 
 def _take(pool: Pool, address: Address) -> Connection | None:
