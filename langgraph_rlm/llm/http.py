@@ -1,4 +1,5 @@
-"""JSON POSTs over HTTP/1.1 on asyncio's own streams, with a keep-alive pool per event loop.
+"""JSON POSTs over HTTP/1.1 on asyncio's own streams, with a keep-alive pool per event loop and
+the proxy the environment names.
 
 A model endpoint needs nothing more. aiohttp did this well, but importing it took a tenth of a
 short question's whole run; asyncio, ssl and json are loaded anyway, and a request here costs the
