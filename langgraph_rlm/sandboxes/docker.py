@@ -78,7 +78,11 @@ class DockerSandbox:
 
     def __init__(self, spec: SandboxSpec) -> None:
         self.spec = spec
-        self.bound_blobs = bound_inside(spec)
+        shown = set(spec.visible_files)
+        inside = bound_inside(spec)
+        self.bound_blobs = {sha: inside[sha] for sha, path in spec.bound_blobs.items() if path not in shown}
+        """Docker keys its volumes by host path, so a store file also named as a context file
+        keeps its one mount there and reaches the worker over the channel."""
         self.container: Any = None
         self.attached: Any = None
         self.writer: asyncio.StreamWriter | None = None
@@ -94,8 +98,8 @@ class DockerSandbox:
         volumes[str(CLOUDPICKLE_DIR)] = {"bind": f"{INSIDE}/lib/cloudpickle", "mode": "ro"}
         for path in self.spec.visible_files:
             volumes[str(path)] = {"bind": str(path), "mode": "ro"}
-        for sha, path in self.spec.bound_blobs.items():
-            volumes[str(path)] = {"bind": self.bound_blobs[sha], "mode": "ro"}
+        for sha, inside in self.bound_blobs.items():
+            volumes[str(self.spec.bound_blobs[sha])] = {"bind": inside, "mode": "ro"}
         pipe = []
         if self.blob_pipe is not None:
             volumes[str(self.blob_pipe.path)] = {"bind": f"{INSIDE}/{self.blob_pipe.path.name}", "mode": "ro"}

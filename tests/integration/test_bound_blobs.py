@@ -117,3 +117,19 @@ async def test_a_bound_blob_the_worker_cannot_map_is_sent_instead(
     result = await run(session, SHOW.format(name="context"), [context])
     assert result.error is None, result.error
     assert result.stdout.split() == [context["sha"], str(len(TEXT))]
+
+
+async def test_a_store_file_named_as_a_context_file_keeps_its_mount_on_docker(
+    resources: Resources, tmp_path: Path
+) -> None:
+    stored = file_context(resources.blobs, tmp_path / "first.txt", "context_0", TEXT)
+    own_file = resources.blobs.file_of(stored["sha"])
+    assert own_file is not None
+    named = {**stored, "source": str(own_file)}
+    session = await start(resources, "docker", [named], tmp_path)
+    result = await run(session, SHOW.format(name="context"), [named])
+    assert result.error is None, result.error
+    assert result.stdout.split() == [stored["sha"], str(len(TEXT))]
+    assert resources.blobs.sent == [stored["sha"]], (
+        "docker mounts a host path once: the blob came on the channel"
+    )
