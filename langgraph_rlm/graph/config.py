@@ -180,7 +180,8 @@ class RLMSettings:
     system_prompt_file: str | None = setting(
         None,
         "A text file to use as the root model's system prompt instead of the built-in one; it may use "
-        "the built-in's placeholders $contexts, $output_limit and $max_iterations ($$ for a dollar sign).",
+        "the built-in's placeholders $contexts, $output_limit and $max_iterations ($$ for a dollar sign); "
+        "lines starting with # at its top are notes, not sent.",
         env="RLM_SYSTEM_PROMPT_FILE",
     )
     allow_dirs: tuple[str, ...] = setting(

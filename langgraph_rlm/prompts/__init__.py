@@ -26,13 +26,15 @@ def render(name: str, **values: object) -> str:
 @cache
 def system_template(path: str) -> Template:
     """Read once per process and checked whole, so a typo stops the run before its first model
-    call rather than at a step, and no step reads the disk inside the event loop."""
+    call rather than at a step, and no step reads the disk inside the event loop. Lines starting
+    with # at the top are notes for people (where the prompt comes from) and are not sent."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        lines = Path(path).read_text(encoding="utf-8").splitlines(keepends=True)
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise PromptFileError(f"system prompt file {path}: {reason}") from None
-    template = Template(text)
+    notes = next((i for i, line in enumerate(lines) if not line.startswith("#")), len(lines))
+    template = Template("".join(lines[notes:]))
     if not template.is_valid():
         raise PromptFileError(
             f"system prompt file {path}: a '$' that starts no placeholder (write $$ for a dollar sign)"
