@@ -293,6 +293,9 @@ class Worker:
             "remove_file": self.remove_file,
             "add_buffer": self.add_buffer,
         }
+        for spelling in ("final", "Final"):  # as small models write them; text FINALs count in any case too
+            helpers[spelling] = self.FINAL
+            helpers[spelling + "_var"] = self.FINAL_VAR
         return helpers
 
     def _fresh_namespace(self):
