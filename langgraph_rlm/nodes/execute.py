@@ -123,7 +123,7 @@ def edit_note(reviewed: Reviewed, block: int) -> str:
 
 
 def cell_report(result: CellResult) -> str:
-    parts = [result.stdout.rstrip() or "(no output)"]
+    parts = [result.stdout.rstrip() or "(no output: print() what you want to see)"]
     if result.stderr.strip():
         parts.append("stderr:\n" + result.stderr.rstrip())
     if result.error:

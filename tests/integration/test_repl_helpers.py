@@ -63,6 +63,7 @@ async def test_final_and_final_var(backend, open_session):
     assert result.final == "42"
     result = await run(session, "FINAL_VAR('nope')")
     assert result.final is None and "NameError" in result.error
+    assert "(yours: buffers, history, answer); FINAL(value) takes the value itself" in result.error
     result = await run(session, "final(7)")
     assert result.final == "7"
     result = await run(session, "Final_var('answer')")
