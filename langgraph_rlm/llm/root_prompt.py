@@ -32,10 +32,9 @@ def system_prompt(contexts: list[ContextRef], settings: RLMSettings) -> str:
 
 
 def describe(context: ContextRef) -> str:
-    """Name, size and origin, no text: a small model given the first characters answered with them
-    instead of looking (4 of 6 needle runs in benchmarks/RESULTS.md); peek() shows them in a step."""
     origin = f"file {context['label']}" if context["source"] else "text given inline"
-    return f"- {context['name']}: str, {context['size']:,} bytes, {origin}"
+    preview = context["preview"][:200].replace("\n", "\\n")
+    return f"- {context['name']}: str, {context['size']:,} bytes, {origin}; starts with: {preview!r}"
 
 
 def best_answer_chars(

@@ -53,7 +53,7 @@ def test_the_root_model_is_sent_the_file_with_its_placeholders_filled(tmp_path):
     assert system["role"] == "system"
     assert system["content"] == (
         "Write repl blocks. Contexts:\n"
-        "- context_0: str, 19 bytes, file notes.txt\n"
+        "- context_0: str, 19 bytes, file notes.txt; starts with: 'ERROR one\\\\nINFO two\\\\n'\n"
         "Steps: 7; output shown: 5,000 characters; price: $0."
     )
 
