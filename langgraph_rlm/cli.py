@@ -123,6 +123,13 @@ def settings_problem(settings: RLMSettings) -> str | None:
     for folder in settings.allow_dirs:
         if not Path(folder).is_dir():
             return f"--allow-dir {folder}: not a directory"
+    if settings.system_prompt_file:
+        from langgraph_rlm.prompts import PromptFileError, system_template
+
+        try:
+            system_template(settings.system_prompt_file)
+        except PromptFileError as exc:
+            return str(exc)
     return None
 
 

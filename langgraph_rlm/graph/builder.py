@@ -35,6 +35,7 @@ from langgraph_rlm.nodes.compact_memory import compact_memory
 from langgraph_rlm.nodes.execute import execute
 from langgraph_rlm.nodes.generate_code import generate_code
 from langgraph_rlm.nodes.start_turn import start_turn
+from langgraph_rlm.prompts import system_template
 
 RECURSION_LIMIT = 200
 GRAPH_NAME = "RLM"
@@ -73,13 +74,16 @@ def build_rlm_graph(
     """The uncompiled RLM graph; compile it with the checkpointer of your choice.
 
     `model`, `sub_model` and `overrides` are the operator's settings (see RLMSettings); a run's
-    `context` may choose among its models and lower its limits (see run_settings).
+    `context` may choose among its models and lower its limits (see run_settings). A system prompt
+    file that cannot be used raises PromptFileError here, before any run.
     """
     defaults = replace(settings or RLMSettings(), **overrides)
     if model is not None:
         defaults.model = model
     if sub_model is not None:
         defaults.sub_model = sub_model
+    if defaults.system_prompt_file:
+        system_template(defaults.system_prompt_file)
 
     def with_settings(node: Any) -> Any:
         async def run(state: RLMState, config: RunnableConfig, runtime: Runtime[Any]) -> Any:

@@ -118,6 +118,12 @@ class RLMSettings:
         "root steps included; 0 for no limit.",
         env="RLM_MAX_TOKENS",
     )
+    max_reply_tokens: int = setting(
+        0,
+        "Tokens one model reply may have (root steps, sub-calls, child RLMs); 0 leaves it to the model. "
+        "A small local model may otherwise ramble for thousands of tokens in one step.",
+        env="RLM_MAX_REPLY_TOKENS",
+    )
     max_cost: float = setting(
         0.0,
         "Dollars per question over the whole tree, priced by litellm's table (a model it does not price "
@@ -170,6 +176,13 @@ class RLMSettings:
         "Pause before each cell of the root RLM until a person approves, edits or rejects its code "
         "(on the terminal, or Command(resume=...) from the SDK / Studio); rlm_query children do not ask.",
         env="RLM_APPROVE_CODE",
+    )
+    system_prompt_file: str | None = setting(
+        None,
+        "A text file to use as the root model's system prompt instead of the built-in one; it may use "
+        "the built-in's placeholders $contexts, $output_limit and $max_iterations ($$ for a dollar sign); "
+        "lines starting with # at its top are notes, not sent.",
+        env="RLM_SYSTEM_PROMPT_FILE",
     )
     allow_dirs: tuple[str, ...] = setting(
         (), "Folders whose files load_file may read (besides the contexts).", env="RLM_ALLOW_DIRS"

@@ -23,6 +23,7 @@ LIMITS = (
     "max_iterations",
     "max_sub_calls",
     "max_tokens",
+    "max_reply_tokens",
     "max_cost",
     "max_time",
     "max_depth",
@@ -36,7 +37,7 @@ LIMITS = (
     "child_concurrency",
     "sub_call_retries",
 )
-NO_LIMIT_AT_ZERO = ("max_tokens", "max_cost")
+NO_LIMIT_AT_ZERO = ("max_tokens", "max_reply_tokens", "max_cost")
 CHOICES = ("compact_threshold", "compact_turns", "cache_sub_calls")
 SAFEGUARDS = ("approve_code",)
 PER_RUN = (*MODELS, *LIMITS, *CHOICES, *SAFEGUARDS)

@@ -4,11 +4,12 @@ A child RLM runs inside its parent's execute step, in the same process, so it dr
 pool its parent draws from: no shape of tree (batched children of batched children) spends more
 than the limits. Tokens are only known after a call, so each call reserves first (a generous
 estimate of its prompt plus an output allowance it is held to) and settles after, returning what
-it did not use. A call that does not fit while others are in flight waits for them to settle:
-only when nothing is in flight and it still does not fit is the limit reached. Each step of each
-RLM takes a branch of the budget whose ledger sums what its own subtree spent, so a parent counts
-a child's calls even when the child fails. The budget reaches a child through a context variable,
-which every task the child's graph starts inherits.
+it did not use. The operator's `max_reply_tokens` replaces that allowance, and holds every call
+of the tree to it even when no token or cost limit is set. A call that does not fit while others
+are in flight waits for them to settle: only when nothing is in flight and it still does not fit is
+the limit reached. Each step of each RLM takes a branch of the budget whose ledger sums what its
+own subtree spent, so a parent counts a child's calls even when the child fails. The budget
+reaches a child through a context variable, which every task the child's graph starts inherits.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class SubCallLimitReached(LimitReached):
 
 @dataclass(frozen=True)
 class Reservation:
-    """What one call set aside; `output` is the most it may answer with (None: no token or cost limit)."""
+    """What one call set aside; `output` is the most it may answer with (None: no limit at all)."""
 
     tokens: int = 0
     cost: float = 0.0
@@ -56,15 +57,21 @@ class Reservation:
 
 
 class _Pool:
-    def __init__(self, calls: int, tokens: int, cost: float) -> None:
+    def __init__(self, calls: int, tokens: int, cost: float, reply_tokens: int) -> None:
         self.calls_left = max(0, calls)
         self.token_limit, self.cost_limit = tokens, cost
+        self.reply_tokens = reply_tokens if reply_tokens > 0 else None
         self.tokens_left: int | None = None
         self.cost_left: float | None = None
         self.reached: str | None = None
         self.in_flight = 0
         self.settled = asyncio.Event()
         self.lock = threading.Lock()
+
+    @property
+    def metered(self) -> bool:
+        """Whether calls reserve tokens or dollars (a token or cost limit is set)."""
+        return self.tokens_left is not None or self.cost_left is not None
 
 
 class SubCallBudget:
@@ -79,11 +86,12 @@ class SubCallBudget:
         tokens_left: int = 0,
         max_cost: float = 0.0,
         cost_left: float = 0.0,
+        max_reply_tokens: int = 0,
         _pool: _Pool | None = None,
         _parent: SubCallBudget | None = None,
     ) -> None:
         if _pool is None:
-            _pool = _Pool(calls, max_tokens, max_cost)
+            _pool = _Pool(calls, max_tokens, max_cost, max_reply_tokens)
             _pool.tokens_left = max(0, tokens_left) if max_tokens > 0 else None
             _pool.cost_left = max(0.0, cost_left) if max_cost > 0 else None
         self._pool = _pool
@@ -123,8 +131,8 @@ class SubCallBudget:
         """Sets aside the most a call of `model` with this prompt may spend; LimitReached when even
         a short answer would not fit and no call in flight could give anything back."""
         pool = self._pool
-        if pool.tokens_left is None and pool.cost_left is None:
-            return Reservation()
+        if not pool.metered:
+            return Reservation(output=pool.reply_tokens)
         prices = unit_prices(model) if pool.cost_left is not None else None
         estimate = prompt_chars // CHARS_PER_TOKEN + TOKENS_PER_PROMPT
         while True:
@@ -143,14 +151,14 @@ class SubCallBudget:
     def _fit(self, estimate: int, prices: tuple[float, float] | None) -> tuple[Reservation | None, str]:
         """The reservation when a short answer fits, else which limit is in the way (pool locked)."""
         pool = self._pool
-        output, hit = OUTPUT_ALLOWANCE, "max_tokens"
+        output, hit = pool.reply_tokens or OUTPUT_ALLOWANCE, "max_tokens"
         if pool.tokens_left is not None:
             output = min(output, pool.tokens_left - estimate)
         if pool.cost_left is not None and prices is not None and prices[1] > 0:
             affordable = int((pool.cost_left - estimate * prices[0]) / prices[1])
             if affordable < output:
                 output, hit = affordable, "max_cost"
-        if output < MIN_OUTPUT:
+        if output < min(MIN_OUTPUT, pool.reply_tokens or MIN_OUTPUT):
             return None, hit
         cost = estimate * prices[0] + output * prices[1] if prices else 0.0
         if pool.tokens_left is not None:
@@ -166,7 +174,7 @@ class SubCallBudget:
         tokens = spent.get("input_tokens", 0) + spent.get("output_tokens", 0)
         pool = self._pool
         with pool.lock:
-            if reservation.output is not None:
+            if pool.metered:
                 if pool.tokens_left is not None:
                     pool.tokens_left += reservation.tokens - tokens
                 if pool.cost_left is not None:
@@ -209,6 +217,7 @@ def question_budget(
         tokens_left=settings.max_tokens - tokens - held,
         max_cost=settings.max_cost,
         cost_left=settings.max_cost - spent.get("cost", 0.0) - held_cost,
+        max_reply_tokens=settings.max_reply_tokens,
     )
 
 

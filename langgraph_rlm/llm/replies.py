@@ -5,13 +5,14 @@ from __future__ import annotations
 import ast
 import re
 
-CODE_BLOCK = re.compile(r"```(?:repl|python|py)[ \t]*\n(.*?)```", re.DOTALL)
+CODE_BLOCK = re.compile(r"```[ \t]*\n?[ \t]*(?:repl|python|py)[ \t]*\n(.*?)```", re.DOTALL)
 TEXT_FINAL = re.compile(r"^\s*(FINAL_VAR|FINAL)\((.*)\)\s*$", re.MULTILINE | re.DOTALL | re.IGNORECASE)
 
 
 def code_blocks(text: str) -> list[str]:
-    """The ```repl``` (or ```python```) blocks, in order; a FINAL written as text becomes code
-    (in any case: small models write `Final(248)`)."""
+    """The ```repl``` (or ```python```) blocks, in order, also with the tag on the fence's next
+    line as small models write it; a FINAL written as text becomes code (in any case: small
+    models write `Final(248)`)."""
     blocks = [block.strip("\n") for block in CODE_BLOCK.findall(text)]
     if blocks:
         return blocks

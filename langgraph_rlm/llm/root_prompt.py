@@ -11,7 +11,7 @@ from langchain_core.messages.utils import count_tokens_approximately
 from langgraph_rlm.graph.config import RLMSettings
 from langgraph_rlm.graph.state import ContextRef
 from langgraph_rlm.llm.model_table import input_window
-from langgraph_rlm.prompts import render
+from langgraph_rlm.prompts import render, system_template
 
 
 def root_prompt(
@@ -21,12 +21,14 @@ def root_prompt(
 
 
 def system_prompt(contexts: list[ContextRef], settings: RLMSettings) -> str:
-    return render(
-        "system",
-        contexts="\n".join(describe(c) for c in contexts) or "(none yet: the user may name files to load)",
-        output_limit=f"{settings.output_limit:,}",
-        max_iterations=settings.max_iterations,
-    )
+    values = {
+        "contexts": "\n".join(describe(c) for c in contexts) or "(none yet: the user may name files to load)",
+        "output_limit": f"{settings.output_limit:,}",
+        "max_iterations": settings.max_iterations,
+    }
+    if settings.system_prompt_file:
+        return system_template(settings.system_prompt_file).substitute(values).strip()
+    return render("system", **values)
 
 
 def describe(context: ContextRef) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
@@ -11,6 +11,7 @@ from langgraph_rlm.graph.resources import resources_for
 from langgraph_rlm.graph.state import RLMState
 from langgraph_rlm.llm.budget import question_budget
 from langgraph_rlm.llm.recursion import child_runner
+from langgraph_rlm.llm.replies import code_blocks
 from langgraph_rlm.llm.root_prompt import best_answer_chars
 from langgraph_rlm.llm.subcalls import SubCallRouter
 from langgraph_rlm.llm.tracing import step_run
@@ -82,8 +83,11 @@ async def execute(state: RLMState, config: RunnableConfig, runtime: Runtime[RLMS
             if result.final is not None:
                 break
     last = results[-1]
+    report = step_report(results, reviewed, len(state.pending_code))
+    if last.final is None and repeats_previous_step(state):
+        report += "\n\n" + render("repeated")
     return {
-        "messages": [HumanMessage(step_report(results, reviewed, len(state.pending_code)))],
+        "messages": [HumanMessage(report)],
         "repl": {"snapshot": last.snapshot, "variables": last.variables, "sandbox": session.sandbox_id},
         "answer": last.final,
         "limit_hit": router.budget.reached,
@@ -92,6 +96,13 @@ async def execute(state: RLMState, config: RunnableConfig, runtime: Runtime[RLMS
         "usage": (usage := add_usage(router.usage, {"stored_bytes": stored})),
         "total_usage": usage,
     }
+
+
+def repeats_previous_step(state: RLMState) -> bool:
+    """A small model that is stuck sends the same cell step after step; saying so breaks the loop
+    more often than its unchanged output does."""
+    replies = [m for m in state.messages if isinstance(m, AIMessage)]
+    return state.iteration >= 2 and len(replies) >= 2 and code_blocks(replies[-2].text) == state.pending_code
 
 
 def step_report(results: list[CellResult], reviewed: Reviewed, blocks: int) -> str:
@@ -112,7 +123,7 @@ def edit_note(reviewed: Reviewed, block: int) -> str:
 
 
 def cell_report(result: CellResult) -> str:
-    parts = [result.stdout.rstrip() or "(no output)"]
+    parts = [result.stdout.rstrip() or "(no output: print() what you want to see)"]
     if result.stderr.strip():
         parts.append("stderr:\n" + result.stderr.rstrip())
     if result.error:

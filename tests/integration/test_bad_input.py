@@ -85,6 +85,28 @@ def test_bad_setting_values(tmp_path):
     assert_one_line_error(done, "RLM_CELL_TIMEOUT", code=2)
 
 
+def test_system_prompt_file_missing_or_with_an_unknown_placeholder(tmp_path, text_file):
+    server = [*LOCAL, "http://127.0.0.1:9/v1"]
+    missing = tmp_path / "nope.txt"
+    done = run_rlm(
+        ["run", "q", "-c", str(text_file), "--system-prompt-file", str(missing), *server], tmp_path
+    )
+    assert_one_line_error(done, f"system prompt file {missing}", "No such file", code=2)
+    typo = tmp_path / "typo.txt"
+    typo.write_text("Contexts: $contexts, steps: $max_steps, cost: $5")
+    done = run_rlm(
+        ["run", "q", "-c", str(text_file), *server], tmp_path, env={"RLM_SYSTEM_PROMPT_FILE": str(typo)}
+    )
+    assert_one_line_error(done, "'$' that starts no placeholder", code=2)
+    typo.write_text("Contexts: $contexts, steps: $max_steps")
+    done = run_rlm(
+        ["run", "q", "-c", str(text_file), *server], tmp_path, env={"RLM_SYSTEM_PROMPT_FILE": str(typo)}
+    )
+    assert_one_line_error(
+        done, "unknown placeholder $max_steps", "known: $contexts, $output_limit, $max_iterations", code=2
+    )
+
+
 def test_model_without_credentials(tmp_path, text_file):
     env = {key: "" for key in os.environ if key.endswith("_API_KEY")}
     done = run_rlm(

@@ -81,6 +81,23 @@ async def test_a_reply_without_code_is_nudged(tmp_path):
     assert "no ```repl``` block" in nudge
 
 
+async def test_the_same_cell_sent_again_is_pointed_out(tmp_path):
+    stuck = "```repl\nprint(llm_query('find the code'))\n```"
+    root = ScriptedChatModel(
+        respond=steps("```repl\nprint(peek(0, 5))\n```", stuck, stuck, stuck, "FINAL(1)")
+    )
+    graph = compile_graph(root, tmp_path, compact_turns=False)
+    result = await graph.ainvoke({"query": "q", "contexts": ["abcdefgh"]}, config())
+    assert result["answer"] == "1"
+    reports = [str(call[-1].content) for call in root.calls[1:]]
+    assert ["same code as in your previous step" in report for report in reports] == [
+        False,
+        False,
+        True,
+        True,
+    ]
+
+
 async def test_final_written_as_text_is_taken(tmp_path):
     root = ScriptedChatModel(
         respond=steps("```repl\nresult = 'from the repl'\n```", "Done.\nFINAL_VAR(result)")

@@ -63,6 +63,11 @@ async def test_final_and_final_var(backend, open_session):
     assert result.final == "42"
     result = await run(session, "FINAL_VAR('nope')")
     assert result.final is None and "NameError" in result.error
+    assert "(yours: buffers, history, answer); FINAL(value) takes the value itself" in result.error
+    result = await run(session, "final(7)")
+    assert result.final == "7"
+    result = await run(session, "Final_var('answer')")
+    assert result.final == "the answer"
 
 
 async def test_show_vars_lists_types_and_sizes(backend, open_session):

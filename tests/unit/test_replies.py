@@ -6,6 +6,11 @@ def test_repl_and_python_blocks_in_order():
     assert code_blocks(text) == ["a = 1", "print(a)", "b = 2"]
 
 
+def test_a_tag_on_the_line_after_the_fence_still_makes_a_repl_block():
+    assert code_blocks("```\nrepl\nchunks = []\n```") == ["chunks = []"]
+    assert code_blocks("```\npython script.py\n```") == []
+
+
 def test_other_fences_are_not_code_to_run():
     assert code_blocks("Output looks like:\n```\nx = 1\n```\n```json\n{}\n```") == []
 

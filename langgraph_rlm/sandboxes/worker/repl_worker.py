@@ -319,6 +319,9 @@ class Worker:
             "remove_file": self.remove_file,
             "add_buffer": self.add_buffer,
         }
+        for spelling in ("final", "Final"):  # as small models write them; text FINALs count in any case too
+            helpers[spelling] = self.FINAL
+            helpers[spelling + "_var"] = self.FINAL_VAR
         return helpers
 
     def _fresh_namespace(self):
@@ -380,7 +383,11 @@ class Worker:
         """FINAL with the value of a variable, named by a string (or given directly)."""
         if isinstance(name, str) and name.strip().isidentifier():
             if name.strip() not in self.namespace:
-                raise NameError("FINAL_VAR: no variable named %r" % name)
+                known = ", ".join(row["name"] for row in self.variables()) or "none yet"
+                raise NameError(
+                    "FINAL_VAR: no variable named %r (yours: %s); FINAL(value) takes the value itself"
+                    % (name, known)
+                )
             return self.FINAL(self.namespace[name.strip()])
         return self.FINAL(name)
 
