@@ -28,6 +28,7 @@ from pathlib import Path
 
 from benchmarks import official_rlms
 from benchmarks.measured_process import Measured, run_measured
+from benchmarks.trajectory_server import serving
 from langgraph_rlm.bench.chart import Chart
 from tests.conftest import TEST_IMAGE
 
@@ -98,25 +99,23 @@ def run_question(
     with tempfile.TemporaryDirectory(prefix="rlm-sbs-") as tmp:
         state, log = Path(tmp) / "state", Path(tmp) / "roots.jsonl"
         state.mkdir()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.trajectory_server", "--steps", str(steps), "--log", str(log),
-             "--watch", str(state), "--batch", str(batch), "--delay", str(delay)],
-            stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        url = server.stdout.readline().strip()
-        env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "RLM_DOCKER_WORKSPACE_DIR": str(state)}
-        if system == "ours":
-            command = our_command(url, context, state, sandbox, steps, concurrency)
-        else:
-            command = official_rlms.command(url, context, QUESTION, sandbox, steps + 2, concurrency)
-        started = time.time()
-        try:
-            measured = run_measured(command, timeout, env)
-        finally:
-            server.kill()
-            server.wait()
-            if system == "rlms" and sandbox == "docker":
-                remove_containers(official_rlms.IMAGE)
+        options = ("--watch", str(state), "--batch", str(batch), "--delay", str(delay))
+        with serving(steps, log, *options) as url:
+            env = {
+                **os.environ,
+                "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+                "RLM_DOCKER_WORKSPACE_DIR": str(state),
+            }
+            if system == "ours":
+                command = our_command(url, context, state, sandbox, steps, concurrency)
+            else:
+                command = official_rlms.command(url, context, QUESTION, sandbox, steps + 2, concurrency)
+            started = time.time()
+            try:
+                measured = run_measured(command, timeout, env)
+            finally:
+                if system == "rlms" and sandbox == "docker":
+                    remove_containers(official_rlms.IMAGE)
         roots = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     times = [r["time"] for r in roots]
     return Run(
@@ -203,10 +202,7 @@ def batch_table(prompts: int, delay: float, concurrencies: list[int], timeout: f
 
 def first_output(context: Path) -> float:
     """Seconds from spawning `rlm run` to the first thing it writes to a terminal (its spinner)."""
-    with tempfile.TemporaryDirectory(prefix="rlm-sbs-") as tmp:
-        serve = [sys.executable, "-m", "benchmarks.trajectory_server", "--steps", "2", "--log", f"{tmp}/log"]
-        server = subprocess.Popen(serve, stdout=subprocess.PIPE, text=True)
-        url = server.stdout.readline().strip()
+    with tempfile.TemporaryDirectory(prefix="rlm-sbs-") as tmp, serving(2, Path(tmp) / "log") as url:
         command = [a for a in our_command(url, context, Path(tmp), "local", 2, 16) if a != "-q"]
         terminal, child_side = pty.openpty()
         started = time.perf_counter()
@@ -215,8 +211,6 @@ def first_output(context: Path) -> float:
         ready, _, _ = select.select([terminal], [], [], 60)
         seconds = time.perf_counter() - started if ready else float("nan")
         run.wait(60)
-        server.kill()
-        server.wait()
         os.close(terminal)
     return seconds
 

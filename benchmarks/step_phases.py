@@ -12,14 +12,14 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
+from pathlib import Path
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from benchmarks.side_by_side import context_file
+from benchmarks.trajectory_server import serving
 from langgraph_rlm.graph.config import RLMSettings
 from langgraph_rlm.threads import run_turn
 from tests.conftest import TEST_IMAGE
@@ -28,9 +28,7 @@ COLUMNS = ("step", "reply to cell", "cell", "snapshot", "rest")
 
 
 async def phases(label: str, sandbox: str, steps: int) -> dict[str, float]:
-    with tempfile.TemporaryDirectory(prefix="rlm-phases-") as tmp:
-        serve = [sys.executable, "-m", "benchmarks.trajectory_server", "--steps", str(steps)]
-        server = subprocess.Popen([*serve, "--log", f"{tmp}/log"], stdout=subprocess.PIPE, text=True)
+    with tempfile.TemporaryDirectory(prefix="rlm-phases-") as tmp, serving(steps, Path(tmp) / "log") as url:
         events: list[tuple[float, str, float]] = []
 
         def record(event: dict) -> None:
@@ -39,7 +37,7 @@ async def phases(label: str, sandbox: str, steps: int) -> dict[str, float]:
         settings = RLMSettings(
             model="openai/scripted",
             sub_model="openai/scripted",
-            api_base=server.stdout.readline().strip(),
+            api_base=url,
             state_dir=f"{tmp}/state",
             sandbox=sandbox,
             docker_image=TEST_IMAGE,
@@ -47,17 +45,7 @@ async def phases(label: str, sandbox: str, steps: int) -> dict[str, float]:
             compact_turns=False,
             path_contexts=True,
         )
-        try:
-            await run_turn(
-                settings,
-                "phases",
-                "How long is the context?",
-                [str(context_file(label))],
-                record,
-            )
-        finally:
-            server.kill()
-            server.wait()
+        await run_turn(settings, "phases", "How long is the context?", [str(context_file(label))], record)
     replies = [t for t, kind, _ in events if kind == "step"]
     cells = [t for t, kind, _ in events if kind == "code"]
     outputs = [(t, snapshot) for t, kind, snapshot in events if kind == "output"]

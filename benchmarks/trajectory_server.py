@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +79,18 @@ class TrajectoryScript:
         with self.lock, open(self.log, "a") as out:
             out.write(json.dumps({"step": step, "time": now, "bytes": total, "state_dill": dill}) + "\n")
         return root_reply(step, self.steps, self.batch, official)
+
+
+@contextmanager
+def serving(steps: int, log: Path, *options: str) -> Iterator[str]:
+    """The server in a process of its own for as long as the block runs; yields its URL."""
+    command = [sys.executable, "-m", "benchmarks.trajectory_server", "--steps", str(steps), "--log", str(log)]
+    server = subprocess.Popen([*command, *options], stdout=subprocess.PIPE, text=True)
+    try:
+        yield server.stdout.readline().strip()
+    finally:
+        server.kill()
+        server.wait()
 
 
 def main() -> None:
