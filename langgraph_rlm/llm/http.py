@@ -114,15 +114,26 @@ async def _exchange(connection: Connection, request: bytes, limit: int) -> tuple
     elif length is not None:
         if not length.isdigit():
             raise HTTPError(f"a bad Content-Length: {length[:40]!r}")
-        if int(length) > limit:
-            raise ReplyTooLarge(f"the reply passed {limit >> 20} MiB")
+        _check_size(int(length), limit)
         body = await reader.readexactly(int(length))
     else:
-        body = await reader.read(limit + 1)
-        if len(body) > limit:
-            raise ReplyTooLarge(f"the reply passed {limit >> 20} MiB")
+        body = await _until_closed(reader, limit)
     closes = headers.get("connection", "").lower() == "close" or version == "HTTP/1.0"
     return Reply(status, headers, body), (chunked or length is not None) and not closes
+
+
+async def _until_closed(reader: asyncio.StreamReader, limit: int) -> bytes:
+    """A body without a length ends when the server closes the connection."""
+    body = bytearray()
+    while piece := await reader.read(1 << 16):
+        body += piece
+        _check_size(len(body), limit)
+    return bytes(body)
+
+
+def _check_size(size: int, limit: int) -> None:
+    if size > limit:
+        raise ReplyTooLarge(f"the reply passed {limit >> 20} MiB")
 
 
 async def _headers(reader: asyncio.StreamReader) -> dict[str, str]:
@@ -148,8 +159,7 @@ async def _chunked(reader: asyncio.StreamReader, limit: int) -> bytes:
         if size == 0:
             await _headers(reader)
             return bytes(body)
-        if len(body) + size > limit:
-            raise ReplyTooLarge(f"the reply passed {limit >> 20} MiB")
+        _check_size(len(body) + size, limit)
         body += await reader.readexactly(size)
         await reader.readexactly(2)
 

@@ -188,3 +188,10 @@ async def test_no_proxy_exempts_a_host(monkeypatch):
         monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
         monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
         assert (await post_json(url, {}, {}, limit=100)).body == b"direct"
+
+
+async def test_a_reply_without_a_length_is_read_until_the_server_closes():
+    body = b"x" * 500_000
+    server = RawServer([b"HTTP/1.0 200 OK\r\n\r\n" + body], close_after=1)
+    async with server as url:
+        assert (await post_json(url, {}, {}, limit=1 << 20)).body == body
