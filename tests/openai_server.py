@@ -143,18 +143,22 @@ def is_root_call(messages: list[dict[str, Any]]) -> bool:
     )
 
 
+NOT_QUESTIONS = ("REPL output", "Nothing ran", "You have not looked")
+
+
+def is_question(message: dict[str, Any]) -> bool:
+    content = str(message.get("content"))
+    return message.get("role") == "user" and not any(note in content for note in NOT_QUESTIONS)
+
+
 def last_question(messages: list[dict[str, Any]]) -> str:
     """The question of the current turn, as the root model was sent it."""
-    return [m["content"] for m in messages if m["role"] == "user" and "REPL output" not in m["content"]][-1]
+    return [m["content"] for m in messages if is_question(m)][-1]
 
 
 def root_step(messages: list[dict[str, Any]]) -> int:
     """How many REPL outputs the root model has seen in this turn (0 on its first step)."""
-    last_question = max(
-        i
-        for i, m in enumerate(messages)
-        if m.get("role") == "user" and "REPL output" not in str(m.get("content"))
-    )
+    last_question = max(i for i, m in enumerate(messages) if is_question(m))
     return sum(1 for m in messages[last_question:] if "REPL output" in str(m.get("content")))
 
 

@@ -40,7 +40,14 @@ class ScriptedChatModel(BaseChatModel):
         return ChatResult(generations=[ChatGeneration(message=AIMessage(text, usage_metadata=usage))])
 
 
-FEEDBACK = ("REPL output", "Your reply had no", "The run has reached its limit")
+LIMIT_NOTE = "The run has reached its limit"
+FEEDBACK = ("REPL output", "Nothing ran", "You have not looked", LIMIT_NOTE)
+
+
+def question_of(messages: list[BaseMessage]) -> str:
+    """The current question, past the notes the graph adds to the conversation."""
+    asked = [m for m in messages if m.type == "human" and not str(m.content).startswith(FEEDBACK)]
+    return str(asked[-1].content)
 
 
 def steps(*replies: str) -> Callable[[list[BaseMessage]], str]:
@@ -62,6 +69,6 @@ def until_limit(step: str, best_answer: str) -> Callable[[list[BaseMessage]], st
     """A root model that repeats `step` until the run hits a limit, then gives `best_answer`."""
 
     def respond(messages: list[BaseMessage]) -> str:
-        return best_answer if str(messages[-1].content).startswith(FEEDBACK[2]) else step
+        return best_answer if str(messages[-1].content).startswith(LIMIT_NOTE) else step
 
     return respond

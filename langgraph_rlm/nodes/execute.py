@@ -24,7 +24,7 @@ from langgraph_rlm.sandboxes.session import CellResult
 async def execute(state: RLMState, config: RunnableConfig, runtime: Runtime[RLMSettings]) -> dict:
     settings, emit = runtime.context, runtime.stream_writer
     if not state.pending_code:
-        return {} if state.stop_reason else {"messages": [HumanMessage(render("no_code"))]}
+        return {} if state.stop_reason else {"messages": [HumanMessage(no_code_note(state))]}
     reviewing = settings.approve_code or state.approve_code
     reviewed = review(state.pending_code, state.iteration) if reviewing else Reviewed(state.pending_code)
     if not reviewed.blocks:
@@ -84,7 +84,7 @@ async def execute(state: RLMState, config: RunnableConfig, runtime: Runtime[RLMS
                 break
     last = results[-1]
     report = step_report(results, reviewed, len(state.pending_code))
-    if last.final is None and repeats_previous_step(state):
+    if last.final is None and state.pending_code in earlier_cells(state):
         report += "\n\n" + render("repeated")
     return {
         "messages": [HumanMessage(report)],
@@ -98,11 +98,18 @@ async def execute(state: RLMState, config: RunnableConfig, runtime: Runtime[RLMS
     }
 
 
-def repeats_previous_step(state: RLMState) -> bool:
-    """A small model that is stuck sends the same cell step after step; saying so breaks the loop
-    more often than its unchanged output does."""
-    replies = [m for m in state.messages if isinstance(m, AIMessage)]
-    return state.iteration >= 2 and len(replies) >= 2 and code_blocks(replies[-2].text) == state.pending_code
+def earlier_cells(state: RLMState) -> list[list[str]]:
+    """The code of this question's earlier replies. A small model that is stuck sends the same
+    cell again, often with a prose reply in between; saying so breaks the loop more often than
+    its unchanged output does."""
+    replies = [m for m in state.messages[state.turn_start + 1 : -1] if isinstance(m, AIMessage)]
+    return [blocks for m in replies if (blocks := code_blocks(m.text))]
+
+
+def no_code_note(state: RLMState) -> str:
+    """Before any code ran, a reply without code is a guess; after, it is mostly the answer
+    written as prose, which a small model then fails to wrap in FINAL unless told how."""
+    return render("no_code" if earlier_cells(state) else "no_code_yet")
 
 
 def step_report(results: list[CellResult], reviewed: Reviewed, blocks: int) -> str:

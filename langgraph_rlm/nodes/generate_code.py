@@ -26,7 +26,7 @@ async def generate_code(state: RLMState, runtime: Runtime[RLMSettings]) -> dict:
     asked: list[BaseMessage] = []
     if state.stop_reason:
         asked = [HumanMessage(render("best_answer", reason=state.stop_reason))]
-    prompt = root_prompt(state.contexts, [*state.messages, *asked], settings)
+    prompt = root_prompt(state.contexts, [*state.messages, *asked, *first_look(state)], settings)
     room = None
     if not state.stop_reason:
         await (await resources_for(settings)).warm(state.session, settings, state.contexts, state.repl)
@@ -59,3 +59,11 @@ async def generate_code(state: RLMState, runtime: Runtime[RLMSettings]) -> dict:
         "usage": usage,
         "total_usage": usage,
     }
+
+
+def first_look(state: RLMState) -> list[BaseMessage]:
+    """Said in the prompt of a question's first step only: left to themselves, small models
+    answer before they look, or copy a context's opening words as the answer."""
+    if state.stop_reason or len(state.messages) > state.turn_start + 1:
+        return []
+    return [HumanMessage(render("first_step"))]

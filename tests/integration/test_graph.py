@@ -12,7 +12,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from langgraph_rlm import build_rlm_graph, close_sandboxes
 from tests.conftest import need_bwrap
-from tests.scripted_models import ScriptedChatModel, steps, until_limit
+from tests.scripted_models import ScriptedChatModel, question_of, steps, until_limit
 
 
 @pytest.fixture(autouse=True)
@@ -78,7 +78,32 @@ async def test_a_reply_without_code_is_nudged(tmp_path):
     result = await graph.ainvoke({"query": "2+2?"}, config())
     assert result["answer"] == "4"
     nudge = root.calls[1][-1].content
-    assert "no ```repl``` block" in nudge
+    assert "no ```repl``` block" in nudge and "not looked at the contexts yet" in nudge
+
+
+async def test_a_prose_answer_after_looking_is_asked_for_as_final(tmp_path):
+    root = ScriptedChatModel(
+        respond=steps("```repl\nlen(context)\n```", "The context has 8 characters.", "FINAL(8)")
+    )
+    graph = compile_graph(root, tmp_path, compact_turns=False)
+    result = await graph.ainvoke({"query": "how long?", "contexts": ["abcdefgh"]}, config())
+    assert result["answer"] == "8"
+    nudge = root.calls[2][-1].content
+    assert "FINAL(answer)" in nudge and "not looked" not in nudge
+
+
+async def test_only_a_questions_first_step_is_told_to_look_first(tmp_path):
+    root = ScriptedChatModel(respond=steps("```repl\nprint(peek(0, 3))\n```", "FINAL('abc')"))
+    graph = compile_graph(root, tmp_path, compact_turns=False)
+    for question in ("first?", "second?"):
+        assert (await graph.ainvoke({"query": question, "contexts": ["abcdefgh"]}, config()))[
+            "answer"
+        ] == "abc"
+    told = ["You have not looked" in str(call[-1].content) for call in root.calls]
+    assert told == [True, False, True, False]
+    assert [str(call[-2].content) for call in root.calls[::2]] == ["first?", "second?"]
+    state = await graph.aget_state(config())
+    assert not any("You have not looked" in str(m.content) for m in state.values["messages"])
 
 
 async def test_the_same_cell_sent_again_is_pointed_out(tmp_path):
@@ -90,12 +115,21 @@ async def test_the_same_cell_sent_again_is_pointed_out(tmp_path):
     result = await graph.ainvoke({"query": "q", "contexts": ["abcdefgh"]}, config())
     assert result["answer"] == "1"
     reports = [str(call[-1].content) for call in root.calls[1:]]
-    assert ["same code as in your previous step" in report for report in reports] == [
+    assert ["already ran this exact code" in report for report in reports] == [
         False,
         False,
         True,
         True,
     ]
+
+
+async def test_the_same_cell_sent_again_after_a_prose_reply_is_pointed_out(tmp_path):
+    cell = "```repl\nprint(len(context))\n```"
+    root = ScriptedChatModel(respond=steps(cell, "It has 8 characters.", cell, "FINAL(8)"))
+    graph = compile_graph(root, tmp_path, compact_turns=False)
+    assert (await graph.ainvoke({"query": "q", "contexts": ["abcdefgh"]}, config()))["answer"] == "8"
+    reports = [str(call[-1].content) for call in root.calls[1:]]
+    assert ["already ran this exact code" in report for report in reports] == [False, False, True]
 
 
 async def test_final_written_as_text_is_taken(tmp_path):
@@ -375,7 +409,7 @@ async def test_a_context_that_names_a_file_is_text_unless_the_operator_allows_it
 
 async def test_a_run_cancelled_mid_cell_stops_the_cell_and_leaves_the_repl_as_its_checkpoint(tmp_path):
     def respond(messages):
-        question = [m for m in messages if m.type == "human"][-1].content
+        question = question_of(messages)
         if "set y" in question:
             return "```repl\ny = 1\nFINAL('y set')\n```"
         if "set z" in question:

@@ -15,11 +15,11 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph_rlm import RLMSettings, build_rlm_graph, close_sandboxes
 from langgraph_rlm.graph.resources import resources_for
 from tests.conftest import need_bwrap
-from tests.scripted_models import ScriptedChatModel
+from tests.scripted_models import ScriptedChatModel, question_of
 
 
 def respond(messages):
-    question = [m for m in messages if m.type == "human"][-1].content
+    question = question_of(messages)
     if question.startswith("set "):
         return f"```repl\nx = {question[4:]!r}\nFINAL('ok')\n```"
     return "```repl\nFINAL(x)\n```"

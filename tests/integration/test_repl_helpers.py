@@ -47,12 +47,45 @@ async def test_peek_grep_chunk_indices(backend, open_session, blobs):
     assert lines[2] == "(0, 1000) (900, 1900) True"
 
 
-async def test_bare_expression_shows_its_value_like_a_notebook(backend, open_session):
+async def test_bare_expressions_show_their_values_like_the_python_shell(backend, open_session):
     session = await open_session(backend)
     result = await run(session, "x = 40\nx + 2")
     assert result.stdout.strip() == "42"
     result = await run(session, "None")
     assert result.stdout == ""
+    result = await run(
+        session, "'a note, not an answer'\nx\nprint('between')\nfor i in range(2):\n    i\n[x] * 2"
+    )
+    assert result.stdout.splitlines() == ["40", "between", "[40, 40]"]
+
+
+async def test_common_modules_are_ready_without_an_import(backend, open_session):
+    session = await open_session(backend)
+    result = await run(
+        session, "re.findall(r'\\d+', 'a1b22')\njson.dumps(math.pi > 3)\ncollections.Counter('aab')['a']"
+    )
+    assert result.stdout.splitlines() == ["['1', '22']", "'true'", "2"]
+    await run(session, "re = 'mine'")
+    result = await run(session, "re")
+    assert result.stdout.strip() == "'mine'", "a name of the model's own replaces a ready module"
+
+
+class EchoSubCalls(NoSubCalls):
+    async def llm_query(self, prompt: str, model: str | None) -> str:
+        return f"read {len(prompt)} characters"
+
+
+async def test_a_sub_call_asked_about_the_context_without_it_is_pointed_out(backend, open_session, blobs):
+    session = await open_session(backend)
+    subcalls = EchoSubCalls()
+    ctx = [context_of(blobs, LOG)]
+    code = "llm_query('What is the secret code in the context?')\nllm_query_batched(['What is in the context?'] * 2)"
+    result = await run(session, code, ctx, subcalls=subcalls)
+    assert result.stderr.count("sees only the prompt you pass it") == 1
+    result = await run(
+        session, "llm_query('Count the errors in this context: ' + context)", ctx, subcalls=subcalls
+    )
+    assert result.stderr == "" and f"read {len(LOG) + 34} characters" in result.stdout
 
 
 async def test_final_and_final_var(backend, open_session):
@@ -189,5 +222,7 @@ async def test_load_file_names_a_file_and_can_replace_all(backend, open_session,
     assert result.error is None, result.error
     out = result.stdout.splitlines()
     assert out[0] == "loaded a (3 characters), now active"
-    assert out[1] == "['a', 'b'] two two"
-    assert out[2] == "[{'name': 'only', 'characters': 3, 'active': True}]"
+    assert out[1] == "'loaded b (7 characters), now active'"
+    assert out[2] == "['a', 'b'] two two"
+    assert out[3] == "'loaded only (3 characters), now active'"
+    assert out[4] == "[{'name': 'only', 'characters': 3, 'active': True}]"

@@ -16,7 +16,7 @@ from examples.parent_agent import build_parent_agent
 from langgraph_rlm import build_rlm_graph
 from langgraph_rlm.graph.resources import resources_for
 from tests.conftest import need_bwrap
-from tests.scripted_models import FEEDBACK, ScriptedChatModel
+from tests.scripted_models import ScriptedChatModel, question_of
 
 LOG = "INFO up\nERROR disk\nERROR net\n"
 CODE = {
@@ -24,11 +24,6 @@ CODE = {
     "how many are errors?": "```repl\nFINAL(str(sum('ERROR' in line for line in lines)))\n```",
     "wait": "```repl\nimport time\nt0 = time.time()\ntime.sleep(2)\nFINAL(f'{t0} {time.time()}')\n```",
 }
-
-
-def question_of(messages: list[BaseMessage]) -> str:
-    asked = [m for m in messages if m.type == "human" and not str(m.content).startswith(FEEDBACK)]
-    return str(asked[-1].content)
 
 
 def by_question(messages: list[BaseMessage]) -> str:

@@ -11,11 +11,13 @@ imports from the package, because it runs on interpreters the package is not ins
 
 import argparse
 import ast
+import collections
 import fcntl
 import hashlib
 import io
 import json
 import linecache
+import math
 import mmap
 import os
 import pickle
@@ -48,6 +50,11 @@ SIZED_TYPES = (str, bytes, bytearray, list, tuple, dict, set, frozenset)
 """Sizes are shown for these alone: a model's own __len__ could hang or lie."""
 OUTPUT_KEEP = 16 << 20
 PUNCH_HOLE = 0x03  # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+BLIND_PROMPT = 300
+BLIND_PROMPT_NOTE = (
+    "Note: llm_query's model sees only the prompt you pass it, not `context` or your variables: "
+    "put the text it should read into the prompt, e.g. llm_query(question + chunk)."
+)
 PIPE_BYTES = 1 << 20
 """The channel's pipe capacity: a 1 GB context crosses in half the time of the default 64 KiB."""
 
@@ -294,6 +301,7 @@ class Worker:
         self.contexts = {}
         self.final = None
         self.cell_count = 0
+        self.warned_cell = 0
         self.at = None
         self.helpers = self._helpers()
         self.namespace = self._fresh_namespace()
@@ -319,6 +327,8 @@ class Worker:
             "remove_file": self.remove_file,
             "add_buffer": self.add_buffer,
         }
+        for module in (collections, json, math, re):  # imported for the model, which often forgets
+            helpers[module.__name__] = module
         for spelling in ("final", "Final"):  # as small models write them; text FINALs count in any case too
             helpers[spelling] = self.FINAL
             helpers[spelling + "_var"] = self.FINAL_VAR
@@ -339,8 +349,17 @@ class Worker:
         """A failed request yields an error string in its slot, not a failed batch."""
         return [r["value"] if not r.get("error") else "Error: " + r["error"] for r in replies]
 
+    def _check_prompts(self, prompts):
+        """A short prompt that asks about "the context" was written as if the sub-model could see
+        the REPL; it cannot, and will answer anyway, so the model is told once per cell."""
+        blind = any(len(p) < BLIND_PROMPT and "context" in p.lower() for p in prompts)
+        if blind and self.warned_cell != self.cell_count:
+            self.warned_cell = self.cell_count
+            print(BLIND_PROMPT_NOTE, file=sys.stderr)
+
     def llm_query(self, prompt, model=None):
         """One sub-model call; raises LLMQueryError when the host could not get an answer."""
+        self._check_prompts([str(prompt)])
         (reply,) = self._ask([{"op": "llm_query", "prompt": str(prompt), "model": model_name(model)}])
         if reply.get("error"):
             raise LLMQueryError(reply["error"])
@@ -348,7 +367,9 @@ class Worker:
 
     def llm_query_batched(self, prompts, model=None):
         """Many sub-model calls in parallel; a failed prompt yields an error string in its slot."""
-        requests = [{"op": "llm_query", "prompt": str(p), "model": model_name(model)} for p in prompts]
+        prompts = [str(p) for p in prompts]
+        self._check_prompts(prompts)
+        requests = [{"op": "llm_query", "prompt": p, "model": model_name(model)} for p in prompts]
         return self._answers(self._ask(requests))
 
     def _context_sha(self, context):
@@ -464,7 +485,6 @@ class Worker:
     def add_buffer(self, text):
         """Keeps a note for later (the from-scratch project's scratch buffer)."""
         self.namespace.setdefault("buffers", []).append(text)
-        return len(self.namespace["buffers"])
 
     # .. contexts
 
@@ -492,14 +512,10 @@ class Worker:
         error = None
         signal.signal(signal.SIGALRM, _raise_timeout)
         try:
-            tree = ast.parse(code, filename)
-            last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+            statements = ast.parse(code, filename).body
             signal.setitimer(signal.ITIMER_REAL, timeout, 1.0)
-            exec(compile(tree, filename, "exec"), self.namespace)
-            if last is not None:
-                value = eval(compile(ast.Expression(last.value), filename, "eval"), self.namespace)
-                if value is not None:
-                    print(repr(value))
+            for statement in statements:
+                self._run_statement(statement, filename)
         except CellTimeout:
             error = (
                 "TimeoutError: the cell ran longer than %ss and was stopped; "
@@ -514,6 +530,18 @@ class Worker:
         if self.reap is not None:
             self.reap()
         return error
+
+    def _run_statement(self, statement, filename):
+        """A bare expression shows its value wherever it stands in the cell, as in Python's own
+        shell: models write `grep(...)` or `len(lines)` mid-cell and expect to see it. A string
+        on its own line is a comment and stays quiet."""
+        if not isinstance(statement, ast.Expr):
+            exec(compile(ast.Module([statement], []), filename, "exec"), self.namespace)
+            return
+        value = eval(compile(ast.Expression(statement.value), filename, "eval"), self.namespace)
+        quiet = isinstance(statement.value, ast.Constant) and isinstance(statement.value.value, str)
+        if value is not None and not quiet:
+            print(repr(value))
 
     def variables(self):
         rows = []
