@@ -92,6 +92,15 @@ async def test_a_prose_answer_after_looking_is_asked_for_as_final(tmp_path):
     assert "FINAL(answer)" in nudge and "not looked" not in nudge
 
 
+async def test_the_print_hint_comes_only_when_a_cell_quietly_did_nothing(tmp_path):
+    root = ScriptedChatModel(respond=steps("```repl\nx = 1\n```", "```repl\n1 / 0\n```", "FINAL(x)"))
+    graph = compile_graph(root, tmp_path, compact_turns=False)
+    assert (await graph.ainvoke({"query": "q"}, config()))["answer"] == "1"
+    quiet, failed = (str(call[-1].content) for call in root.calls[1:])
+    assert quiet == "REPL output:\n(no output: print() what you want to see)"
+    assert failed.startswith("REPL output:\nTraceback") and "print()" not in failed
+
+
 async def test_only_a_questions_first_step_is_told_to_look_first(tmp_path):
     root = ScriptedChatModel(respond=steps("```repl\nprint(peek(0, 3))\n```", "FINAL('abc')"))
     graph = compile_graph(root, tmp_path, compact_turns=False)

@@ -101,6 +101,10 @@ async def test_final_and_final_var(backend, open_session):
     assert result.final == "7"
     result = await run(session, "Final_var('answer')")
     assert result.final == "the answer"
+    result = await run(session, "FINAL('The code is:', 42)")
+    assert result.final == "The code is: 42", "several values are joined as print() joins them"
+    result = await run(session, "FINAL()")
+    assert result.final is None and "FINAL needs the answer" in result.error
 
 
 async def test_show_vars_lists_types_and_sizes(backend, open_session):

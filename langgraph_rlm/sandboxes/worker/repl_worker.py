@@ -394,10 +394,13 @@ class Worker:
         ]
         return self._answers(self._ask(requests))
 
-    def FINAL(self, value):
-        """Delivers the answer straight from the REPL; the first FINAL of a reply wins."""
+    def FINAL(self, *values):
+        """Delivers the answer straight from the REPL; the first FINAL of a reply wins. Several
+        values are joined as print() would, since models call it like print."""
+        if not values:
+            raise TypeError("FINAL needs the answer: FINAL(value)")
         if self.final is None:
-            self.final = value if isinstance(value, str) else str(value)
+            self.final = " ".join(v if isinstance(v, str) else str(v) for v in values)
         return None
 
     def FINAL_VAR(self, name):
