@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
@@ -11,7 +13,7 @@ from langgraph_rlm.graph.resources import resources_for
 from langgraph_rlm.graph.state import RLMState
 from langgraph_rlm.llm.budget import question_budget
 from langgraph_rlm.llm.recursion import child_runner
-from langgraph_rlm.llm.replies import code_blocks
+from langgraph_rlm.llm.replies import code_blocks, without_code
 from langgraph_rlm.llm.root_prompt import best_answer_chars
 from langgraph_rlm.llm.subcalls import SubCallRouter
 from langgraph_rlm.llm.tracing import step_run
@@ -19,6 +21,8 @@ from langgraph_rlm.llm.usage import add_usage
 from langgraph_rlm.nodes.approval import Reviewed, review
 from langgraph_rlm.prompts import render
 from langgraph_rlm.sandboxes.session import CellResult
+
+SHORT_REPLY = 200
 
 
 async def execute(state: RLMState, config: RunnableConfig, runtime: Runtime[RLMSettings]) -> dict:
@@ -84,8 +88,8 @@ async def execute(state: RLMState, config: RunnableConfig, runtime: Runtime[RLMS
                 break
     last = results[-1]
     report = step_report(results, reviewed, len(state.pending_code))
-    if last.final is None and state.pending_code in earlier_cells(state):
-        report += "\n\n" + render("repeated")
+    if last.final is None:
+        report = unless_repeated(report, state)
     return {
         "messages": [HumanMessage(report)],
         "repl": {"snapshot": last.snapshot, "variables": last.variables, "sandbox": session.sandbox_id},
@@ -98,18 +102,37 @@ async def execute(state: RLMState, config: RunnableConfig, runtime: Runtime[RLMS
     }
 
 
-def earlier_cells(state: RLMState) -> list[list[str]]:
-    """The code of this question's earlier replies. A small model that is stuck sends the same
-    cell again, often with a prose reply in between; saying so breaks the loop more often than
-    its unchanged output does."""
-    replies = [m for m in state.messages[state.turn_start + 1 : -1] if isinstance(m, AIMessage)]
-    return [blocks for m in replies if (blocks := code_blocks(m.text))]
+def earlier_steps(state: RLMState) -> dict[tuple[str, ...], str]:
+    """This question's earlier cells, each with what the model was first shown of it."""
+    work = state.messages[state.turn_start + 1 : -1]
+    steps: dict[tuple[str, ...], str] = {}
+    for reply, shown in itertools.pairwise(work):
+        if isinstance(reply, AIMessage) and (blocks := code_blocks(reply.text)):
+            steps.setdefault(tuple(blocks), shown.text)
+    return steps
+
+
+def unless_repeated(report: str, state: RLMState) -> str:
+    """A small model that is stuck sends the same cell again, often with a prose reply in
+    between. Saying so breaks the loop more often than its output does, and the same output
+    printed again only feeds the loop, so it is referred to rather than repeated."""
+    before = earlier_steps(state).get(tuple(state.pending_code))
+    if before is None:
+        return report
+    if before == report:
+        report = "REPL output: the same as when this code ran before (above)."
+    return report + "\n\n" + render("repeated")
 
 
 def no_code_note(state: RLMState) -> str:
-    """Before any code ran, a reply without code is a guess; after, it is mostly the answer
-    written as prose, which a small model then fails to wrap in FINAL unless told how."""
-    return render("no_code" if earlier_cells(state) else "no_code_yet")
+    """Before any code ran, a reply without code is a guess. After, it is mostly the answer in
+    prose, which a small model wraps in FINAL when shown the exact line, and seldom otherwise."""
+    if not earlier_steps(state):
+        return render("no_code_yet")
+    said = without_code(state.messages[-1].text)
+    if said and "\n" not in said and len(said) <= SHORT_REPLY:
+        return render("no_code_short", final=f"FINAL({said!r})")
+    return render("no_code")
 
 
 def step_report(results: list[CellResult], reviewed: Reviewed, blocks: int) -> str:

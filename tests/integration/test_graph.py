@@ -82,14 +82,16 @@ async def test_a_reply_without_code_is_nudged(tmp_path):
 
 
 async def test_a_prose_answer_after_looking_is_asked_for_as_final(tmp_path):
+    long_prose = "The context is short. " * 10
     root = ScriptedChatModel(
-        respond=steps("```repl\nlen(context)\n```", "The context has 8 characters.", "FINAL(8)")
+        respond=steps("```repl\nlen(context)\n```", long_prose, "It has 8 characters.", "FINAL(8)")
     )
     graph = compile_graph(root, tmp_path, compact_turns=False)
     result = await graph.ainvoke({"query": "how long?", "contexts": ["abcdefgh"]}, config())
     assert result["answer"] == "8"
-    nudge = root.calls[2][-1].content
-    assert "FINAL(answer)" in nudge and "not looked" not in nudge
+    general, quoted = (str(call[-1].content) for call in root.calls[2:4])
+    assert "FINAL(answer)" in general and "not looked" not in general
+    assert "reply with this line alone:\nFINAL('It has 8 characters.')\n" in quoted
 
 
 async def test_the_print_hint_comes_only_when_a_cell_quietly_did_nothing(tmp_path):
@@ -130,6 +132,8 @@ async def test_the_same_cell_sent_again_is_pointed_out(tmp_path):
         True,
         True,
     ]
+    assert reports[1].startswith("REPL output:\necho:find the code")
+    assert all(r.startswith("REPL output: the same as when this code ran before") for r in reports[2:])
 
 
 async def test_the_same_cell_sent_again_after_a_prose_reply_is_pointed_out(tmp_path):

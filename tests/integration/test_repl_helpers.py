@@ -45,6 +45,10 @@ async def test_peek_grep_chunk_indices(backend, open_session, blobs):
     assert lines[0] == "'line 1: ok\\nl'"
     assert lines[1] == "3 ERROR disk full True"
     assert lines[2] == "(0, 1000) (900, 1900) True"
+    result = await run(
+        session, "print(len(grep('ERROR', context)), grep('b', 'abc', window=1)[0]['text'])", ctx
+    )
+    assert result.stdout.strip() == "4 abc", "a text as grep's second argument is searched"
 
 
 async def test_bare_expressions_show_their_values_like_the_python_shell(backend, open_session):
@@ -75,11 +79,11 @@ class EchoSubCalls(NoSubCalls):
         return f"read {len(prompt)} characters"
 
 
-async def test_a_sub_call_asked_about_the_context_without_it_is_pointed_out(backend, open_session, blobs):
+async def test_a_sub_call_prompt_too_short_to_hold_any_text_is_pointed_out(backend, open_session, blobs):
     session = await open_session(backend)
     subcalls = EchoSubCalls()
     ctx = [context_of(blobs, LOG)]
-    code = "llm_query('What is the secret code in the context?')\nllm_query_batched(['What is in the context?'] * 2)"
+    code = "llm_query('What is the secret code?')\nllm_query_batched(['What is in the context?'] * 2)"
     result = await run(session, code, ctx, subcalls=subcalls)
     assert result.stderr.count("sees only the prompt you pass it") == 1
     result = await run(

@@ -350,9 +350,9 @@ class Worker:
         return [r["value"] if not r.get("error") else "Error: " + r["error"] for r in replies]
 
     def _check_prompts(self, prompts):
-        """A short prompt that asks about "the context" was written as if the sub-model could see
-        the REPL; it cannot, and will answer anyway, so the model is told once per cell."""
-        blind = any(len(p) < BLIND_PROMPT and "context" in p.lower() for p in prompts)
+        """A prompt this short was most likely written as if the sub-model could see the REPL; it
+        cannot, and answers anyway (or refuses), so the model is told, once per cell."""
+        blind = any(len(p) < BLIND_PROMPT for p in prompts)
         if blind and self.warned_cell != self.cell_count:
             self.warned_cell = self.cell_count
             print(BLIND_PROMPT_NOTE, file=sys.stderr)
@@ -428,9 +428,12 @@ class Worker:
         """The active file's characters from start to end."""
         return self.files.current()[start:end]
 
-    def grep(self, pattern, max_matches=20, window=120):
-        """Regex matches in the active file, each with `window` characters either side."""
-        text = self.files.current()
+    def grep(self, pattern, max_matches=20, window=120, text=None):
+        """Regex matches in the active file (or `text`), each with `window` characters either
+        side. A string second argument is the text: models write grep(pattern, context)."""
+        if isinstance(max_matches, str):
+            text, max_matches = max_matches, 20
+        text = self.files.current() if text is None else str(text)
         hits = []
         for match in re.finditer(pattern, text, re.MULTILINE):
             lo, hi = max(0, match.start() - window), min(len(text), match.end() + window)
