@@ -46,9 +46,12 @@ async def test_peek_grep_chunk_indices(backend, open_session, blobs):
     assert lines[1] == "3 ERROR disk full True"
     assert lines[2] == "(0, 1000) (900, 1900) True"
     result = await run(
-        session, "print(len(grep('ERROR', context)), grep('b', 'abc', window=1)[0]['text'])", ctx
+        session,
+        "print(len(grep('ERROR', context)), grep('b', 'abc', window=1)[0]['text'])\n"
+        "print(len(grep('ERROR', context, max_matches=2)), repr(grep('ERROR', 1, 3)[0]['text']))",
+        ctx,
     )
-    assert result.stdout.strip() == "4 abc", "a text as grep's second argument is searched"
+    assert result.stdout.splitlines() == ["4 abc", "2 '0: ERROR di'"], result.error
 
 
 async def test_bare_expressions_show_their_values_like_the_python_shell(backend, open_session):

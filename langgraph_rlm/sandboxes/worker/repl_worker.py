@@ -428,11 +428,20 @@ class Worker:
         """The active file's characters from start to end."""
         return self.files.current()[start:end]
 
-    def grep(self, pattern, max_matches=20, window=120, text=None):
+    def grep(self, pattern, *where, max_matches=20, window=120, text=None):
         """Regex matches in the active file (or `text`), each with `window` characters either
-        side. A string second argument is the text: models write grep(pattern, context)."""
-        if isinstance(max_matches, str):
-            text, max_matches = max_matches, 20
+        side. Models write grep(pattern, context): a string among the positional arguments is
+        the text; numbers are max_matches, then window."""
+        texts = [value for value in where if isinstance(value, str)]
+        numbers = [value for value in where if not isinstance(value, str)]
+        if len(texts) > 1 or len(numbers) > 2:
+            raise TypeError("grep(pattern, max_matches=20, window=120, text=None)")
+        if numbers:
+            max_matches = numbers[0]
+        if len(numbers) == 2:
+            window = numbers[1]
+        if texts:
+            text = texts[0]
         text = self.files.current() if text is None else str(text)
         hits = []
         for match in re.finditer(pattern, text, re.MULTILINE):
