@@ -34,6 +34,7 @@ async def test_peek_grep_chunk_indices(backend, open_session, blobs):
     result = await run(
         session,
         "print(repr(peek(0, 12)))\n"
+        "print(repr(peek(20, 5)))\n"
         "hits = grep(r'ERROR \\w+ full', max_matches=3, window=5)\n"
         "print(len(hits), hits[0]['match'], hits[0]['start'] == context.index('ERROR'))\n"
         "chunks = chunk_indices(size=1000, overlap=100)\n"
@@ -43,8 +44,9 @@ async def test_peek_grep_chunk_indices(backend, open_session, blobs):
     assert result.error is None, result.error
     lines = result.stdout.splitlines()
     assert lines[0] == "'line 1: ok\\nl'"
-    assert lines[1] == "3 ERROR disk full True"
-    assert lines[2] == "(0, 1000) (900, 1900) True"
+    assert lines[1] == repr(LOG[20:25]), "an end before the start is a length"
+    assert lines[2] == "3 ERROR disk full True"
+    assert lines[3] == "(0, 1000) (900, 1900) True"
     result = await run(
         session,
         "print(len(grep('ERROR', context)), grep('b', 'abc', window=1)[0]['text'])\n"

@@ -425,7 +425,10 @@ class Worker:
             print("%s: %s%s" % (row["name"], row["type"], size))
 
     def peek(self, start=0, end=2000):
-        """The active file's characters from start to end."""
+        """The active file's characters from start to end. An end before the start is read as a
+        length, since models write peek(offset, 100) meaning 100 characters."""
+        if 0 <= end < start:
+            end = start + end
         return self.files.current()[start:end]
 
     def grep(self, pattern, *where, max_matches=20, window=120, text=None):
