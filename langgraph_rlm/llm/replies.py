@@ -13,7 +13,7 @@ def code_blocks(text: str) -> list[str]:
     """The ```repl``` (or ```python```) blocks, in order, also with the tag on the fence's next
     line as small models write it; a FINAL written as text becomes code (in any case: small
     models write `Final(248)`)."""
-    blocks = [block.strip("\n") for block in CODE_BLOCK.findall(text)]
+    blocks = [block.strip("\n") for block in CODE_BLOCK.findall(text) if block.strip()]
     if blocks:
         return blocks
     match = TEXT_FINAL.search(text)

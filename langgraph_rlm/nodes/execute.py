@@ -28,7 +28,7 @@ SHORT_REPLY = 200
 async def execute(state: RLMState, config: RunnableConfig, runtime: Runtime[RLMSettings]) -> dict:
     settings, emit = runtime.context, runtime.stream_writer
     if not state.pending_code:
-        return {} if state.stop_reason else {"messages": [HumanMessage(no_code_note(state))]}
+        return {} if state.stop_reason else reply_without_code(state)
     reviewing = settings.approve_code or state.approve_code
     reviewed = review(state.pending_code, state.iteration) if reviewing else Reviewed(state.pending_code)
     if not reviewed.blocks:
@@ -124,15 +124,24 @@ def unless_repeated(report: str, state: RLMState) -> str:
     return report + "\n\n" + render("repeated")
 
 
-def no_code_note(state: RLMState) -> str:
+def reply_without_code(state: RLMState) -> dict:
     """Before any code ran, a reply without code is a guess. After, it is mostly the answer in
-    prose, which a small model wraps in FINAL when shown the exact line, and seldom otherwise."""
+    prose, which a small model wraps in FINAL when shown the exact line, and seldom otherwise;
+    the same line sent again right after is the answer, as asking a third time only loops."""
     if not earlier_steps(state):
-        return render("no_code_yet")
-    said = without_code(state.messages[-1].text)
-    if said and "\n" not in said and len(said) <= SHORT_REPLY:
-        return render("no_code_short", final=f"FINAL({said!r})")
-    return render("no_code")
+        return {"messages": [HumanMessage(render("no_code_yet"))]}
+    replies = [m for m in state.messages[state.turn_start + 1 :] if isinstance(m, AIMessage)]
+    said = one_line(replies[-1].text)
+    if said is None:
+        return {"messages": [HumanMessage(render("no_code"))]}
+    if len(replies) > 1 and not code_blocks(replies[-2].text) and one_line(replies[-2].text) == said:
+        return {"answer": said}
+    return {"messages": [HumanMessage(render("no_code_short", final=f"FINAL({said!r})"))]}
+
+
+def one_line(reply: str) -> str | None:
+    said = without_code(reply)
+    return said if said and "\n" not in said and len(said) <= SHORT_REPLY else None
 
 
 def step_report(results: list[CellResult], reviewed: Reviewed, blocks: int) -> str:

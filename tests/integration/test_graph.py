@@ -94,6 +94,22 @@ async def test_a_prose_answer_after_looking_is_asked_for_as_final(tmp_path):
     assert "reply with this line alone:\nFINAL('It has 8 characters.')\n" in quoted
 
 
+async def test_a_one_line_answer_given_twice_after_looking_is_the_answer(tmp_path):
+    root = ScriptedChatModel(
+        respond=steps("```repl\nprint(len(context))\n```", "8", "8", "FINAL('never asked')")
+    )
+    graph = compile_graph(root, tmp_path, compact_turns=False)
+    result = await graph.ainvoke({"query": "how long?", "contexts": ["abcdefgh"]}, config())
+    assert (result["answer"], result["stop_reason"], len(root.calls)) == ("8", "final", 3)
+
+
+async def test_a_guess_before_looking_is_not_taken_however_often_it_is_sent(tmp_path):
+    root = ScriptedChatModel(respond=steps("7", "7", "```repl\nFINAL(len(context))\n```"))
+    graph = compile_graph(root, tmp_path, compact_turns=False)
+    result = await graph.ainvoke({"query": "how long?", "contexts": ["abcdefgh"]}, config())
+    assert result["answer"] == "8"
+
+
 async def test_the_print_hint_comes_only_when_a_cell_quietly_did_nothing(tmp_path):
     root = ScriptedChatModel(respond=steps("```repl\nx = 1\n```", "```repl\n1 / 0\n```", "FINAL(x)"))
     graph = compile_graph(root, tmp_path, compact_turns=False)

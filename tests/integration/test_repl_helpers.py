@@ -45,15 +45,21 @@ async def test_peek_grep_chunk_indices(backend, open_session, blobs):
     lines = result.stdout.splitlines()
     assert lines[0] == "'line 1: ok\\nl'"
     assert lines[1] == repr(LOG[20:25]), "an end before the start is a length"
-    assert lines[2] == "3 ERROR disk full True"
-    assert lines[3] == "(0, 1000) (900, 1900) True"
+    assert lines[2] == "grep: 4 matches in all; the first 3 are returned"
+    assert lines[3] == "3 ERROR disk full True"
+    assert lines[4] == "(0, 1000) (900, 1900) True"
     result = await run(
         session,
         "print(len(grep('ERROR', context)), grep('b', 'abc', window=1)[0]['text'])\n"
         "print(len(grep('ERROR', context, max_matches=2)), repr(grep('ERROR', 1, 3)[0]['text']))",
         ctx,
     )
-    assert result.stdout.splitlines() == ["4 abc", "2 '0: ERROR di'"], result.error
+    assert result.stdout.splitlines() == [
+        "4 abc",
+        "grep: 4 matches in all; the first 2 are returned",
+        "grep: 4 matches in all; the first 1 are returned",
+        "2 '0: ERROR di'",
+    ], result.error
 
 
 async def test_bare_expressions_show_their_values_like_the_python_shell(backend, open_session):

@@ -40,3 +40,8 @@ def test_clip_keeps_head_and_tail():
     assert clipped.startswith("A" * 25) and clipped.endswith("B" * 25)
     assert "150 characters omitted" in clipped
     assert clip("short", 50) == "short"
+
+
+def test_an_empty_block_is_no_code():
+    assert code_blocks("```\nrepl\n```") == []
+    assert code_blocks("```repl\n\n```\nFINAL(3)") == ["FINAL(3)"]

@@ -15,6 +15,7 @@ import collections
 import fcntl
 import hashlib
 import io
+import itertools
 import json
 import linecache
 import math
@@ -50,6 +51,7 @@ SIZED_TYPES = (str, bytes, bytearray, list, tuple, dict, set, frozenset)
 """Sizes are shown for these alone: a model's own __len__ could hang or lie."""
 OUTPUT_KEEP = 16 << 20
 PUNCH_HOLE = 0x03  # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+GREP_COUNT_LIMIT = 1_000_000
 BLIND_PROMPT = 300
 BLIND_PROMPT_NOTE = (
     "Note: llm_query's model sees only the prompt you pass it, not `context` or your variables: "
@@ -434,7 +436,8 @@ class Worker:
     def grep(self, pattern, *where, max_matches=20, window=120, text=None):
         """Regex matches in the active file (or `text`), each with `window` characters either
         side. Models write grep(pattern, context): a string among the positional arguments is
-        the text; numbers are max_matches, then window."""
+        the text; numbers are max_matches, then window. When there are more matches than it
+        returns it prints how many, which a counting question needs and 20 hits do not show."""
         texts = [value for value in where if isinstance(value, str)]
         numbers = [value for value in where if not isinstance(value, str)]
         if len(texts) > 1 or len(numbers) > 2:
@@ -446,12 +449,17 @@ class Worker:
         if texts:
             text = texts[0]
         text = self.files.current() if text is None else str(text)
+        matches = re.finditer(pattern, text, re.MULTILINE)
         hits = []
-        for match in re.finditer(pattern, text, re.MULTILINE):
+        for match in matches:
             lo, hi = max(0, match.start() - window), min(len(text), match.end() + window)
             hits.append({"start": match.start(), "match": match.group(0), "text": text[lo:hi]})
             if len(hits) >= max_matches:
                 break
+        more = sum(1 for _ in itertools.islice(matches, GREP_COUNT_LIMIT))
+        if more:
+            total = ("over %d" if more == GREP_COUNT_LIMIT else "%d") % (len(hits) + more)
+            print("grep: %s matches in all; the first %d are returned" % (total, len(hits)))
         return hits
 
     def chunk_indices(self, size=100_000, overlap=0):
