@@ -162,8 +162,11 @@ def edit_note(reviewed: Reviewed, block: int) -> str:
 
 
 def cell_report(result: CellResult) -> str:
-    quiet = result.error is None and result.final is None
-    parts = [result.stdout.rstrip() or ("(no output: print() what you want to see)" if quiet else "")]
+    parts = []
+    if result.stdout.strip():
+        parts.append(result.stdout.rstrip())
+    elif result.error is None and result.final is None:
+        parts.append("(no output: print() what you want to see)")
     if result.stderr.strip():
         parts.append("stderr:\n" + result.stderr.rstrip())
     if result.error:
@@ -176,4 +179,4 @@ def cell_report(result: CellResult) -> str:
         parts.append(f"Not kept in the REPL snapshot (cannot be pickled; gone after a restart): {names}")
     if result.final is not None:
         parts.append("FINAL answer recorded.")
-    return "\n".join(part for part in parts if part)
+    return "\n".join(parts)

@@ -361,8 +361,9 @@ class Worker:
 
     def llm_query(self, prompt, model=None):
         """One sub-model call; raises LLMQueryError when the host could not get an answer."""
-        self._check_prompts([str(prompt)])
-        (reply,) = self._ask([{"op": "llm_query", "prompt": str(prompt), "model": model_name(model)}])
+        prompt = str(prompt)
+        self._check_prompts([prompt])
+        (reply,) = self._ask([{"op": "llm_query", "prompt": prompt, "model": model_name(model)}])
         if reply.get("error"):
             raise LLMQueryError(reply["error"])
         return reply["value"]
