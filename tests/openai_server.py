@@ -143,12 +143,13 @@ def is_root_call(messages: list[dict[str, Any]]) -> bool:
     )
 
 
-NOT_QUESTIONS = ("REPL output", "Nothing ran", "You have not looked")
+GRAPH_NOTES = ("REPL output", "Nothing ran", "You have not looked")
+"""How the user-role messages the graph adds (not the caller's questions) begin."""
 
 
 def is_question(message: dict[str, Any]) -> bool:
     content = str(message.get("content"))
-    return message.get("role") == "user" and not any(note in content for note in NOT_QUESTIONS)
+    return message.get("role") == "user" and not any(note in content for note in GRAPH_NOTES)
 
 
 def last_question(messages: list[dict[str, Any]]) -> str:

@@ -10,6 +10,8 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import Field
 
+from tests.openai_server import GRAPH_NOTES
+
 
 class ScriptedChatModel(BaseChatModel):
     """Answers with `respond(messages)`; records every prompt it was sent and the output limit
@@ -41,13 +43,16 @@ class ScriptedChatModel(BaseChatModel):
 
 
 LIMIT_NOTE = "The run has reached its limit"
-FEEDBACK = ("REPL output", "Nothing ran", "You have not looked", LIMIT_NOTE)
+FEEDBACK = (*GRAPH_NOTES, LIMIT_NOTE)
+
+
+def is_question(message: BaseMessage) -> bool:
+    return message.type == "human" and not str(message.content).startswith(FEEDBACK)
 
 
 def question_of(messages: list[BaseMessage]) -> str:
     """The current question, past the notes the graph adds to the conversation."""
-    asked = [m for m in messages if m.type == "human" and not str(m.content).startswith(FEEDBACK)]
-    return str(asked[-1].content)
+    return str([m for m in messages if is_question(m)][-1].content)
 
 
 def steps(*replies: str) -> Callable[[list[BaseMessage]], str]:
@@ -56,9 +61,7 @@ def steps(*replies: str) -> Callable[[list[BaseMessage]], str]:
     def respond(messages: list[BaseMessage]) -> str:
         if messages[0].type != "system":
             return "summary"
-        question = max(
-            i for i, m in enumerate(messages) if m.type == "human" and not str(m.content).startswith(FEEDBACK)
-        )
+        question = max(i for i, m in enumerate(messages) if is_question(m))
         done = sum(1 for m in messages[question:] if m.type == "ai")
         return replies[min(done, len(replies) - 1)]
 
