@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import re
+from collections.abc import Iterator
 
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
@@ -23,6 +25,7 @@ from langgraph_rlm.prompts import render
 from langgraph_rlm.sandboxes.session import CellResult
 
 SHORT_REPLY = 200
+NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 
 
 async def execute(state: RLMState, config: RunnableConfig, runtime: Runtime[RLMSettings]) -> dict:
@@ -102,13 +105,19 @@ async def execute(state: RLMState, config: RunnableConfig, runtime: Runtime[RLMS
     }
 
 
-def earlier_steps(state: RLMState) -> dict[tuple[str, ...], str]:
-    """This question's earlier cells, each with what the model was first shown of it."""
+def code_steps(state: RLMState) -> Iterator[tuple[tuple[str, ...], str]]:
+    """This question's earlier cells, each with what the model was shown after it."""
     work = state.messages[state.turn_start + 1 : -1]
-    steps: dict[tuple[str, ...], str] = {}
     for reply, shown in itertools.pairwise(work):
         if isinstance(reply, AIMessage) and (blocks := code_blocks(reply.text)):
-            steps.setdefault(tuple(blocks), shown.text)
+            yield tuple(blocks), shown.text
+
+
+def earlier_steps(state: RLMState) -> dict[tuple[str, ...], str]:
+    """Each earlier cell with what the model was first shown of it."""
+    steps: dict[tuple[str, ...], str] = {}
+    for blocks, shown in code_steps(state):
+        steps.setdefault(blocks, shown)
     return steps
 
 
@@ -127,13 +136,18 @@ def unless_repeated(report: str, state: RLMState) -> str:
 def reply_without_code(state: RLMState) -> dict:
     """Before any code ran, a reply without code is a guess. After, it is mostly the answer in
     prose, which a small model wraps in FINAL when shown the exact line, and seldom otherwise;
-    the same line sent again right after is the answer, as asking a third time only loops."""
-    if not earlier_steps(state):
+    the same line sent again right after is the answer, as asking a third time only loops.
+    Unless it holds a number no output showed: that was counted by eye or made up, and quoting
+    it back as a FINAL line would end the task on it."""
+    shown = [output for _, output in code_steps(state)]
+    if not shown:
         return {"messages": [HumanMessage(render("no_code_yet"))]}
     replies = [m for m in state.messages[state.turn_start + 1 :] if isinstance(m, AIMessage)]
     said = one_line(replies[-1].text)
     if said is None:
         return {"messages": [HumanMessage(render("no_code"))]}
+    if (number := unseen_number(said, shown)) is not None:
+        return {"messages": [HumanMessage(render("no_code_unseen", number=number))]}
     if len(replies) > 1 and not code_blocks(replies[-2].text) and one_line(replies[-2].text) == said:
         return {"answer": said}
     return {"messages": [HumanMessage(render("no_code_short", final=f"FINAL({said!r})"))]}
@@ -142,6 +156,17 @@ def reply_without_code(state: RLMState) -> dict:
 def one_line(reply: str) -> str | None:
     said = without_code(reply)
     return said if said and "\n" not in said and len(said) <= SHORT_REPLY else None
+
+
+def unseen_number(said: str, shown: list[str]) -> str | None:
+    """The first number in `said` that appears, as a whole number, in none of the outputs."""
+    seen = "\n".join(shown)
+    for number in NUMBER.findall(said):
+        number = number.rstrip(",")
+        forms = {number, number.replace(",", "")}
+        if not any(re.search(rf"(?<![\d.]){re.escape(form)}(?!\d|\.\d)", seen) for form in forms):
+            return number
+    return None
 
 
 def step_report(results: list[CellResult], reviewed: Reviewed, blocks: int) -> str:

@@ -103,6 +103,36 @@ async def test_a_one_line_answer_given_twice_after_looking_is_the_answer(tmp_pat
     assert (result["answer"], result["stop_reason"], len(root.calls)) == ("8", "final", 3)
 
 
+async def test_a_number_no_output_showed_is_sent_back_to_be_computed(tmp_path):
+    log = "ok\nERROR disk\nok\nERROR net\nERROR disk\n"
+    root = ScriptedChatModel(
+        respond=steps(
+            "```repl\ngrep('ERROR', max_matches=2)\n```",
+            "5",
+            "5",
+            "There are 1,000 errors.",
+            "```repl\nFINAL(len(grep('ERROR', max_matches=None)))\n```",
+        )
+    )
+    graph = compile_graph(root, tmp_path, compact_turns=False)
+    result = await graph.ainvoke({"query": "how many errors?", "contexts": [log]}, config())
+    assert (result["answer"], len(root.calls)) == ("3", 5), "the guess was not taken, twice over"
+    notes = [str(call[-1].content) for call in root.calls[2:5]]
+    assert all("no REPL output so far shows" in note and "FINAL('" not in note for note in notes[:2])
+    assert "shows 1,000," in notes[2]
+    assert "grep: 3 matches in all; the first 2 are returned" in str(root.calls[1][-1].content)
+
+
+async def test_a_number_the_output_showed_is_quoted_as_the_final_line(tmp_path):
+    root = ScriptedChatModel(
+        respond=steps("```repl\nprint(f'{len(context) * 250:,} bytes')\n```", "2,000", "FINAL(2000)")
+    )
+    graph = compile_graph(root, tmp_path, compact_turns=False)
+    result = await graph.ainvoke({"query": "how big?", "contexts": ["abcdefgh"]}, config())
+    assert result["answer"] == "2000"
+    assert "FINAL('2,000')" in str(root.calls[2][-1].content)
+
+
 async def test_a_guess_before_looking_is_not_taken_however_often_it_is_sent(tmp_path):
     root = ScriptedChatModel(respond=steps("7", "7", "```repl\nFINAL(len(context))\n```"))
     graph = compile_graph(root, tmp_path, compact_turns=False)

@@ -51,7 +51,8 @@ async def test_peek_grep_chunk_indices(backend, open_session, blobs):
     result = await run(
         session,
         "print(len(grep('ERROR', context)), grep('b', 'abc', window=1)[0]['text'])\n"
-        "print(len(grep('ERROR', context, max_matches=2)), repr(grep('ERROR', 1, 3)[0]['text']))",
+        "print(len(grep('ERROR', context, max_matches=2)), repr(grep('ERROR', 1, 3)[0]['text']))\n"
+        "print(len(grep('ok', max_matches=None)))",
         ctx,
     )
     assert result.stdout.splitlines() == [
@@ -59,6 +60,7 @@ async def test_peek_grep_chunk_indices(backend, open_session, blobs):
         "grep: 4 matches in all; the first 2 are returned",
         "grep: 4 matches in all; the first 1 are returned",
         "2 '0: ERROR di'",
+        "996",
     ], result.error
 
 

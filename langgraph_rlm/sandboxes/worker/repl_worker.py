@@ -55,7 +55,8 @@ GREP_COUNT_LIMIT = 1_000_000
 BLIND_PROMPT = 300
 BLIND_PROMPT_NOTE = (
     "Note: llm_query's model sees only the prompt you pass it, not `context` or your variables: "
-    "put the text it should read into the prompt, e.g. llm_query(question + chunk)."
+    "put the text it should read into the prompt, "
+    "e.g. llm_query('List the dates in this text: ' + chunk)."
 )
 PIPE_BYTES = 1 << 20
 """The channel's pipe capacity: a 1 GB context crosses in half the time of the default 64 KiB."""
@@ -438,7 +439,8 @@ class Worker:
         """Regex matches in the active file (or `text`), each with `window` characters either
         side. Models write grep(pattern, context): a string among the positional arguments is
         the text; numbers are max_matches, then window. When there are more matches than it
-        returns it prints how many, which a counting question needs and 20 hits do not show."""
+        returns it prints how many, which a counting question needs and 20 hits do not show;
+        max_matches=None returns them all."""
         texts = [value for value in where if isinstance(value, str)]
         numbers = [value for value in where if not isinstance(value, str)]
         if len(texts) > 1 or len(numbers) > 2:
@@ -455,7 +457,7 @@ class Worker:
         for match in matches:
             lo, hi = max(0, match.start() - window), min(len(text), match.end() + window)
             hits.append({"start": match.start(), "match": match.group(0), "text": text[lo:hi]})
-            if len(hits) >= max_matches:
+            if max_matches is not None and len(hits) >= max_matches:
                 break
         more = sum(1 for _ in itertools.islice(matches, GREP_COUNT_LIMIT))
         if more:
