@@ -25,7 +25,6 @@ from langgraph_rlm.prompts import render
 from langgraph_rlm.sandboxes.session import CellResult
 
 SHORT_REPLY = 200
-NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 
 
 async def execute(state: RLMState, config: RunnableConfig, runtime: Runtime[RLMSettings]) -> dict:
@@ -159,13 +158,16 @@ def one_line(reply: str) -> str | None:
 
 
 def unseen_number(said: str, shown: list[str]) -> str | None:
-    """The first number in `said` that appears, as a whole number, in none of the outputs."""
+    """The first number in `said` that none of the outputs shows as a token of its own: a count
+    of 20 is not seen in "20:15", "2024-01-20" or "U0020"."""
     seen = "\n".join(shown)
-    for number in NUMBER.findall(said):
-        number = number.rstrip(",")
-        forms = {number, number.replace(",", "")}
-        if not any(re.search(rf"(?<![\d.]){re.escape(form)}(?!\d|\.\d)", seen) for form in forms):
-            return number
+    for word in said.split():
+        token = word.strip("'\"`.,;:!?()[]{}")
+        if not any(c.isdigit() for c in token):
+            continue
+        forms = {token, token.replace(",", "")}
+        if not any(re.search(rf"(?<![\w.:/-]){re.escape(form)}(?![\w:/-]|[.,]\d)", seen) for form in forms):
+            return token
     return None
 
 

@@ -104,12 +104,12 @@ async def test_a_one_line_answer_given_twice_after_looking_is_the_answer(tmp_pat
 
 
 async def test_a_number_no_output_showed_is_sent_back_to_be_computed(tmp_path):
-    log = "ok\nERROR disk\nok\nERROR net\nERROR disk\n"
+    log = "20:15 ok\n20:16 ERROR disk\n20:17 ok\n20:18 ERROR net\n20:19 ERROR disk\n"
     root = ScriptedChatModel(
         respond=steps(
             "```repl\ngrep('ERROR', max_matches=2)\n```",
-            "5",
-            "5",
+            "20",
+            "20",
             "There are 1,000 errors.",
             "```repl\nFINAL(len(grep('ERROR', max_matches=None)))\n```",
         )
@@ -120,7 +120,9 @@ async def test_a_number_no_output_showed_is_sent_back_to_be_computed(tmp_path):
     notes = [str(call[-1].content) for call in root.calls[2:5]]
     assert all("no REPL output so far shows" in note and "FINAL('" not in note for note in notes[:2])
     assert "shows 1,000," in notes[2]
-    assert "grep: 3 matches in all; the first 2 are returned" in str(root.calls[1][-1].content)
+    assert "grep: 3 matches in all; it returns the first max_matches (None for all)" in str(
+        root.calls[1][-1].content
+    )
 
 
 async def test_a_number_the_output_showed_is_quoted_as_the_final_line(tmp_path):

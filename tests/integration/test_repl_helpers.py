@@ -45,7 +45,7 @@ async def test_peek_grep_chunk_indices(backend, open_session, blobs):
     lines = result.stdout.splitlines()
     assert lines[0] == "'line 1: ok\\nl'"
     assert lines[1] == repr(LOG[20:25]), "an end before the start is a length"
-    assert lines[2] == "grep: 4 matches in all; the first 3 are returned"
+    assert lines[2] == "grep: 4 matches in all; it returns the first max_matches (None for all)"
     assert lines[3] == "3 ERROR disk full True"
     assert lines[4] == "(0, 1000) (900, 1900) True"
     result = await run(
@@ -57,8 +57,8 @@ async def test_peek_grep_chunk_indices(backend, open_session, blobs):
     )
     assert result.stdout.splitlines() == [
         "4 abc",
-        "grep: 4 matches in all; the first 2 are returned",
-        "grep: 4 matches in all; the first 1 are returned",
+        "grep: 4 matches in all; it returns the first max_matches (None for all)",
+        "grep: 4 matches in all; it returns the first max_matches (None for all)",
         "2 '0: ERROR di'",
         "996",
     ], result.error

@@ -439,8 +439,8 @@ class Worker:
         """Regex matches in the active file (or `text`), each with `window` characters either
         side. Models write grep(pattern, context): a string among the positional arguments is
         the text; numbers are max_matches, then window. When there are more matches than it
-        returns it prints how many, which a counting question needs and 20 hits do not show;
-        max_matches=None returns them all."""
+        returns it prints how many, which a counting question needs and 20 hits do not show, and
+        not how many it returned: models answered that number. max_matches=None returns all."""
         texts = [value for value in where if isinstance(value, str)]
         numbers = [value for value in where if not isinstance(value, str)]
         if len(texts) > 1 or len(numbers) > 2:
@@ -462,7 +462,7 @@ class Worker:
         more = sum(1 for _ in itertools.islice(matches, GREP_COUNT_LIMIT))
         if more:
             total = ("over %d" if more == GREP_COUNT_LIMIT else "%d") % (len(hits) + more)
-            print("grep: %s matches in all; the first %d are returned" % (total, len(hits)))
+            print("grep: %s matches in all; it returns the first max_matches (None for all)" % total)
         return hits
 
     def chunk_indices(self, size=100_000, overlap=0):
