@@ -217,14 +217,17 @@ async def test_a_snapshot_restores_into_a_fresh_worker(backend, open_session, bl
     first = await run(
         session,
         "import re\nclass Counter:\n    def __init__(self):\n        self.n = 0\n"
-        "counter = Counter()\ncounter.n = 5\ntwice = lambda x: 2 * x\nwords = re.findall('context', context[:100])",
+        "counter = Counter()\ncounter.n = 5\ntwice = lambda x: 2 * x\nwords = re.findall('context', context[:100])\n"
+        "def count(pattern):\n    return len(grep(pattern, max_matches=None)), peek(0, 3)",
         ctx,
     )
-    assert first.error is None, first.error
+    assert first.error is None and not first.lost, (first.error, first.lost)
     await session.close()
     await session.ensure(first.snapshot)
-    result = await run(session, "print(counter.n, twice(21), len(words), re.__name__, len(context))", ctx)
-    assert result.stdout.strip() == f"5 42 8 re {len('the context ' * 200_000)}"
+    result = await run(
+        session, "print(counter.n, twice(21), len(words), re.__name__, len(context), count('xt '))", ctx
+    )
+    assert result.stdout.strip() == f"5 42 8 re {len('the context ' * 200_000)} (200000, 'the')"
 
 
 async def test_load_file_names_a_file_and_can_replace_all(backend, open_session, tmp_path: Path):

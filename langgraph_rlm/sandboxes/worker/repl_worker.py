@@ -233,25 +233,36 @@ def _mapped(path, kind):
 
 
 class SnapshotPickler(_BasePickler):
-    def __init__(self, file, blobs):
+    """Big strings go to the blob store by reference. So do the helpers, by name: a function the
+    model wrote that calls grep or llm_query would otherwise drag the worker and its pipes in."""
+
+    def __init__(self, file, blobs, helpers):
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
         self.blobs = blobs
+        self.helper_names = {id(value): name for name, value in helpers.items()}
 
     def persistent_id(self, obj):
         kind = type(obj)
         if (kind is str or kind is bytes) and (len(obj) >= BIG_VALUE or self.blobs.holds(obj)):
             return ("str" if kind is str else "bytes", self.blobs.sha_of(obj))
+        if kind is types.MethodType and id(obj) in self.helper_names:
+            return ("helper", self.helper_names[id(obj)])
         return None
 
 
 class SnapshotUnpickler(pickle.Unpickler):
-    def __init__(self, file, blobs):
+    def __init__(self, file, blobs, helpers):
         super().__init__(file)
         self.blobs = blobs
+        self.helpers = helpers
 
     def persistent_load(self, pid):
-        kind, sha = pid
-        return self.blobs.fetch(sha, kind)
+        kind, key = pid
+        if kind == "helper":
+            if key not in self.helpers:
+                raise pickle.UnpicklingError("no REPL helper is called %r" % key)
+            return self.helpers[key]
+        return self.blobs.fetch(key, kind)
 
 
 def model_name(model):
@@ -592,7 +603,7 @@ class Worker:
 
     def _dumps(self, state):
         buffer = io.BytesIO()
-        SnapshotPickler(buffer, self.blobs).dump(state)
+        SnapshotPickler(buffer, self.blobs, self.helpers).dump(state)
         return buffer.getvalue()
 
     def snapshot(self):
@@ -625,7 +636,7 @@ class Worker:
         return dict(manifest, variables=self.variables())
 
     def _loads(self, sha):
-        return SnapshotUnpickler(io.BytesIO(self.blobs.read(sha, "bytes")), self.blobs).load()
+        return SnapshotUnpickler(io.BytesIO(self.blobs.read(sha, "bytes")), self.blobs, self.helpers).load()
 
     def restore(self, manifest, skip=()):
         """Loads every variable it can; one that fails to load is reported, the rest come back.
