@@ -111,7 +111,7 @@ async def test_a_number_no_output_showed_is_sent_back_to_be_computed(tmp_path):
             "20",
             "20",
             "There are 1,000 errors.",
-            "```repl\nFINAL(len(grep('ERROR', max_matches=None)))\n```",
+            "```repl\nFINAL(len(grep('ERROR')))\n```",
         )
     )
     graph = compile_graph(root, tmp_path, compact_turns=False)
@@ -120,9 +120,7 @@ async def test_a_number_no_output_showed_is_sent_back_to_be_computed(tmp_path):
     notes = [str(call[-1].content) for call in root.calls[2:5]]
     assert all("no REPL output so far shows" in note and "FINAL('" not in note for note in notes[:2])
     assert "shows 1,000," in notes[2]
-    assert "grep: 3 matches in all; it returns the first max_matches (None for all)" in str(
-        root.calls[1][-1].content
-    )
+    assert "grep: 3 matches in all; it returns only the first max_matches" in str(root.calls[1][-1].content)
 
 
 async def test_a_number_the_output_showed_is_quoted_as_the_final_line(tmp_path):

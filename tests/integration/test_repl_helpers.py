@@ -45,23 +45,49 @@ async def test_peek_grep_chunk_indices(backend, open_session, blobs):
     lines = result.stdout.splitlines()
     assert lines[0] == "'line 1: ok\\nl'"
     assert lines[1] == repr(LOG[20:25]), "an end before the start is a length"
-    assert lines[2] == "grep: 4 matches in all; it returns the first max_matches (None for all)"
+    assert lines[2] == "grep: 4 matches in all; it returns only the first max_matches"
     assert lines[3] == "3 ERROR disk full True"
     assert lines[4] == "(0, 1000) (900, 1900) True"
     result = await run(
         session,
         "print(len(grep('ERROR', context)), grep('b', 'abc', window=1)[0]['text'])\n"
         "print(len(grep('ERROR', context, max_matches=2)), repr(grep('ERROR', 1, 3)[0]['text']))\n"
-        "print(len(grep('ok', max_matches=None)))",
+        "oks = grep('ok')\nlen(oks), oks[-1]['start'] == context.rindex('ok'), type(oks[0:2])",
         ctx,
     )
     assert result.stdout.splitlines() == [
         "4 abc",
-        "grep: 4 matches in all; it returns the first max_matches (None for all)",
-        "grep: 4 matches in all; it returns the first max_matches (None for all)",
+        "grep: 4 matches in all; it returns only the first max_matches",
+        "grep: 4 matches in all; it returns only the first max_matches",
         "2 '0: ERROR di'",
-        "996",
+        "(996, True, <class 'list'>)",
     ], result.error
+
+
+async def test_grep_returns_every_match_and_shows_the_first_few(backend, open_session, blobs):
+    session = await open_session(backend)
+    ctx = [context_of(blobs, LOG)]
+    result = await run(session, "errors = grep('ERROR', window=0)\nerrors\ngrep('ok', window=0)", ctx)
+    errors, shown = result.stdout.split("\n", 1)
+    assert errors == str(
+        [
+            {"start": LOG.index(f"line {i}:") + len(f"line {i}: "), "match": "ERROR", "text": "ERROR"}
+            for i in (250, 500, 750, 1000)
+        ]
+    )
+    assert shown.startswith(
+        "996 matches; the first 20 (slice the list for more):\n[{'start': 8, 'match': 'ok'"
+    )
+    assert shown.count("'match'") == 20
+    await session.close()
+    await session.ensure(result.snapshot)
+    result = await run(session, "len(errors), errors[0]['text'], errors", ctx)
+    assert result.stdout.startswith("(4, 'ERROR', [{"), "a restored grep result is the same list"
+    result = await run(session, "print(grep('o', text=context * 110, window=0)[99_999]['match'])", ctx)
+    assert result.stdout.splitlines() == [
+        f"grep: {LOG.count('o') * 110} matches in all; it returns only the first 100000 (set max_matches)",
+        "o",
+    ]
 
 
 async def test_bare_expressions_show_their_values_like_the_python_shell(backend, open_session):
@@ -218,7 +244,7 @@ async def test_a_snapshot_restores_into_a_fresh_worker(backend, open_session, bl
         session,
         "import re\nclass Counter:\n    def __init__(self):\n        self.n = 0\n"
         "counter = Counter()\ncounter.n = 5\ntwice = lambda x: 2 * x\nwords = re.findall('context', context[:100])\n"
-        "def count(pattern):\n    return len(grep(pattern, max_matches=None)), peek(0, 3)",
+        "def count(pattern):\n    return len(grep(pattern, max_matches=10**6)), peek(0, 3)",
         ctx,
     )
     assert first.error is None and not first.lost, (first.error, first.lost)

@@ -52,6 +52,8 @@ SIZED_TYPES = (str, bytes, bytearray, list, tuple, dict, set, frozenset)
 OUTPUT_KEEP = 16 << 20
 PUNCH_HOLE = 0x03  # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
 GREP_COUNT_LIMIT = 1_000_000
+GREP_RETURN_LIMIT = 100_000
+GREP_SHOWN = 20
 BLIND_PROMPT = 300
 BLIND_PROMPT_NOTE = (
     "Note: llm_query's model sees only the prompt you pass it, not `context` or your variables: "
@@ -233,19 +235,19 @@ def _mapped(path, kind):
 
 
 class SnapshotPickler(_BasePickler):
-    """Big strings go to the blob store by reference. So do the helpers, by name: a function the
-    model wrote that calls grep or llm_query would otherwise drag the worker and its pipes in."""
+    """Big strings go to the blob store by reference. The helpers are pickled by name: a function
+    the model wrote that calls grep or llm_query would otherwise drag the worker and its pipes in."""
 
     def __init__(self, file, blobs, helpers):
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
         self.blobs = blobs
-        self.helper_names = {id(value): name for name, value in helpers.items()}
+        self.helper_names = {id(value): name for name, value in by_name(helpers).items()}
 
     def persistent_id(self, obj):
         kind = type(obj)
         if (kind is str or kind is bytes) and (len(obj) >= BIG_VALUE or self.blobs.holds(obj)):
             return ("str" if kind is str else "bytes", self.blobs.sha_of(obj))
-        if kind is types.MethodType and id(obj) in self.helper_names:
+        if id(obj) in self.helper_names:
             return ("helper", self.helper_names[id(obj)])
         return None
 
@@ -254,7 +256,7 @@ class SnapshotUnpickler(pickle.Unpickler):
     def __init__(self, file, blobs, helpers):
         super().__init__(file)
         self.blobs = blobs
-        self.helpers = helpers
+        self.helpers = by_name(helpers)
 
     def persistent_load(self, pid):
         kind, key = pid
@@ -263,6 +265,11 @@ class SnapshotUnpickler(pickle.Unpickler):
                 raise pickle.UnpicklingError("no REPL helper is called %r" % key)
             return self.helpers[key]
         return self.blobs.fetch(key, kind)
+
+
+def by_name(helpers):
+    """What a snapshot refers to by name: the helpers, and the worker's own types."""
+    return dict(helpers, Matches=Matches)
 
 
 def model_name(model):
@@ -274,6 +281,16 @@ def model_name(model):
 
 
 # --- the files the model works on (the from-scratch project's helpers) --------------------
+
+
+class Matches(list):
+    """grep's hits: a plain list that, shown, lists only its first few and says how many it holds."""
+
+    def __repr__(self):
+        if len(self) <= GREP_SHOWN:
+            return list.__repr__(self)
+        head = list.__repr__(self[:GREP_SHOWN])
+        return "%d matches; the first %d (slice the list for more):\n%s" % (len(self), GREP_SHOWN, head)
 
 
 class Files:
@@ -446,16 +463,16 @@ class Worker:
             end = start + end
         return self.files.current()[start:end]
 
-    def grep(self, pattern, *where, max_matches=20, window=120, text=None):
+    def grep(self, pattern, *where, max_matches=None, window=120, text=None):
         """Regex matches in the active file (or `text`), each with `window` characters either
-        side. Models write grep(pattern, context): a string among the positional arguments is
-        the text; numbers are max_matches, then window. When there are more matches than it
-        returns it prints how many, which a counting question needs and 20 hits do not show, and
-        not how many it returned: models answered that number. max_matches=None returns all."""
+        side. All of them by default, so len(grep(...)) and loops over it count right (the
+        from-scratch project returned 20, and models counted those); the list shows only its
+        first few. Models write grep(pattern, context): a string among the positional arguments
+        is the text; numbers are max_matches, then window."""
         texts = [value for value in where if isinstance(value, str)]
         numbers = [value for value in where if not isinstance(value, str)]
         if len(texts) > 1 or len(numbers) > 2:
-            raise TypeError("grep(pattern, max_matches=20, window=120, text=None)")
+            raise TypeError("grep(pattern, max_matches=None, window=120, text=None)")
         if numbers:
             max_matches = numbers[0]
         if len(numbers) == 2:
@@ -463,17 +480,17 @@ class Worker:
         if texts:
             text = texts[0]
         text = self.files.current() if text is None else str(text)
+        limit = GREP_RETURN_LIMIT if max_matches is None else max_matches
         matches = re.finditer(pattern, text, re.MULTILINE)
-        hits = []
-        for match in matches:
+        hits = Matches()
+        for match in itertools.islice(matches, max(limit, 0)):
             lo, hi = max(0, match.start() - window), min(len(text), match.end() + window)
             hits.append({"start": match.start(), "match": match.group(0), "text": text[lo:hi]})
-            if max_matches is not None and len(hits) >= max_matches:
-                break
         more = sum(1 for _ in itertools.islice(matches, GREP_COUNT_LIMIT))
         if more:
             total = ("over %d" if more == GREP_COUNT_LIMIT else "%d") % (len(hits) + more)
-            print("grep: %s matches in all; it returns the first max_matches (None for all)" % total)
+            first = "max_matches" if max_matches is not None else "%d (set max_matches)" % limit
+            print("grep: %s matches in all; it returns only the first %s" % (total, first))
         return hits
 
     def chunk_indices(self, size=100_000, overlap=0):
