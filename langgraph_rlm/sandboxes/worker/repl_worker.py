@@ -238,38 +238,33 @@ class SnapshotPickler(_BasePickler):
     """Big strings go to the blob store by reference. The helpers are pickled by name: a function
     the model wrote that calls grep or llm_query would otherwise drag the worker and its pipes in."""
 
-    def __init__(self, file, blobs, helpers):
+    def __init__(self, file, blobs, names_by_id):
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
         self.blobs = blobs
-        self.helper_names = {id(value): name for name, value in by_name(helpers).items()}
+        self.names_by_id = names_by_id
 
     def persistent_id(self, obj):
         kind = type(obj)
         if (kind is str or kind is bytes) and (len(obj) >= BIG_VALUE or self.blobs.holds(obj)):
             return ("str" if kind is str else "bytes", self.blobs.sha_of(obj))
-        if id(obj) in self.helper_names:
-            return ("helper", self.helper_names[id(obj)])
+        if id(obj) in self.names_by_id:
+            return ("helper", self.names_by_id[id(obj)])
         return None
 
 
 class SnapshotUnpickler(pickle.Unpickler):
-    def __init__(self, file, blobs, helpers):
+    def __init__(self, file, blobs, named):
         super().__init__(file)
         self.blobs = blobs
-        self.helpers = by_name(helpers)
+        self.named = named
 
     def persistent_load(self, pid):
         kind, key = pid
         if kind == "helper":
-            if key not in self.helpers:
+            if key not in self.named:
                 raise pickle.UnpicklingError("no REPL helper is called %r" % key)
-            return self.helpers[key]
+            return self.named[key]
         return self.blobs.fetch(key, kind)
-
-
-def by_name(helpers):
-    """What a snapshot refers to by name: the helpers, and the worker's own types."""
-    return dict(helpers, Matches=Matches)
 
 
 def model_name(model):
@@ -335,6 +330,9 @@ class Worker:
         self.warned_cell = 0
         self.at = None
         self.helpers = self._helpers()
+        self.named = dict(self.helpers, Matches=Matches)
+        """What a snapshot refers to by name, not by value: the helpers and grep's list type."""
+        self.names_by_id = {id(value): name for name, value in self.named.items()}
         self.namespace = self._fresh_namespace()
 
     # .. the names the model sees
@@ -620,7 +618,7 @@ class Worker:
 
     def _dumps(self, state):
         buffer = io.BytesIO()
-        SnapshotPickler(buffer, self.blobs, self.helpers).dump(state)
+        SnapshotPickler(buffer, self.blobs, self.names_by_id).dump(state)
         return buffer.getvalue()
 
     def snapshot(self):
@@ -653,7 +651,7 @@ class Worker:
         return dict(manifest, variables=self.variables())
 
     def _loads(self, sha):
-        return SnapshotUnpickler(io.BytesIO(self.blobs.read(sha, "bytes")), self.blobs, self.helpers).load()
+        return SnapshotUnpickler(io.BytesIO(self.blobs.read(sha, "bytes")), self.blobs, self.named).load()
 
     def restore(self, manifest, skip=()):
         """Loads every variable it can; one that fails to load is reported, the rest come back.
