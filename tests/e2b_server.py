@@ -54,6 +54,8 @@ while True:
     sys.stderr.flush()
     os.write(1, (marker + json.dumps({"error": error}) + "\n").encode())
 """
+OUTPUT_PIECE = 64 << 10
+OUTPUT_PIECES = 64
 
 
 def isolated(command: list[str], root: Path) -> list[str]:
@@ -94,19 +96,39 @@ class Kernel:
             stderr=subprocess.PIPE,
             env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"},
         )
-        self.events: queue.Queue = queue.Queue()
+        self.events: queue.Queue = queue.Queue(maxsize=OUTPUT_PIECES)
+        self.killed = False
         threading.Thread(target=self._pump, args=(self.process.stdout, "stdout"), daemon=True).start()
         threading.Thread(target=self._pump, args=(self.process.stderr, "stderr"), daemon=True).start()
 
     def _pump(self, stream, kind: str) -> None:
-        for raw in iter(stream.readline, b""):
-            line = raw.decode("utf-8", "replace")
-            if kind == "stdout" and line.startswith(self.marker):
-                self.events.put(("done", json.loads(line[len(self.marker) :])))
-            else:
-                self.events.put((kind, line))
+        """Output goes on in pieces of at most OUTPUT_PIECE bytes, as a remote sandbox streams it,
+        and the kernel waits while the client is behind: a line that never ends costs no memory."""
+        pending = b""
+        while chunk := os.read(stream.fileno(), OUTPUT_PIECE):
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for raw in lines:
+                line = raw.decode("utf-8", "replace") + "\n"
+                if kind == "stdout" and line.startswith(self.marker):
+                    self._put(("done", json.loads(line[len(self.marker) :])))
+                else:
+                    self._put((kind, line))
+            if len(pending) >= OUTPUT_PIECE:
+                self._put((kind, pending.decode("utf-8", "replace")))
+                pending = b""
+        if pending:
+            self._put((kind, pending.decode("utf-8", "replace")))
         if kind == "stdout":
-            self.events.put(("died", None))
+            self._put(("died", None))
+
+    def _put(self, event: tuple) -> None:
+        """Waits for the client, but not for one that has gone with the kernel it killed."""
+        while not self.killed:
+            try:
+                return self.events.put(event, timeout=0.2)
+            except queue.Full:
+                continue
 
     def execute(self, code: str):
         """Events of one execution; ("waiting", None) now and then while nothing happens."""
@@ -122,6 +144,7 @@ class Kernel:
                 return
 
     def kill(self) -> None:
+        self.killed = True
         self.process.kill()
 
 
@@ -241,13 +264,14 @@ class E2BStandIn(LoopbackServer):
                     server.executions += 1
                     self._line({"type": "number_of_executions", "execution_count": server.executions})
                     for kind, payload in server.kernel.execute(request["code"]):
-                        if kind == "waiting" and self._client_gone():
+                        sent = kind != "waiting" or not self._client_gone()
+                        if sent and kind in ("stdout", "stderr"):
+                            sent = self._line({"type": kind, "text": payload, "timestamp": time.time_ns()})
+                        if not sent:
                             server.kernel.kill()  # the client cancelled: stop the execution, as E2B does
                             server.kernel = server.new_kernel()
                             return
-                        if kind in ("stdout", "stderr"):
-                            self._line({"type": kind, "text": payload, "timestamp": time.time_ns()})
-                        elif kind == "done" and payload["error"]:
+                        if kind == "done" and payload["error"]:
                             self._line({"type": "error", **payload["error"]})
                         elif kind == "died":
                             self._line(
@@ -265,11 +289,12 @@ class E2BStandIn(LoopbackServer):
                 readable, _, _ = select.select([self.connection], [], [], 0)
                 return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
 
-            def _line(self, payload: dict) -> None:
+            def _line(self, payload: dict) -> bool:
                 try:
                     self.wfile.write((json.dumps(payload) + "\n").encode())
                     self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
-                    pass
+                    return False
+                return True
 
         return Handler
