@@ -10,6 +10,7 @@ own processes, and of this machine's files only its own folder (`root`), where u
 
 from __future__ import annotations
 
+import codecs
 import email.parser
 import email.policy
 import json
@@ -102,23 +103,22 @@ class Kernel:
         threading.Thread(target=self._pump, args=(self.process.stderr, "stderr"), daemon=True).start()
 
     def _pump(self, stream, kind: str) -> None:
-        """Output goes on in pieces of at most OUTPUT_PIECE bytes, as a remote sandbox streams it,
+        """Output goes on in pieces of some OUTPUT_PIECE characters, as a remote sandbox streams it,
         and the kernel waits while the client is behind: a line that never ends costs no memory."""
-        pending = b""
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        pending = ""
         while chunk := os.read(stream.fileno(), OUTPUT_PIECE):
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for raw in lines:
-                line = raw.decode("utf-8", "replace") + "\n"
+            *lines, pending = (pending + decoder.decode(chunk)).split("\n")
+            for line in lines:
                 if kind == "stdout" and line.startswith(self.marker):
                     self._put(("done", json.loads(line[len(self.marker) :])))
                 else:
-                    self._put((kind, line))
+                    self._put((kind, line + "\n"))
             if len(pending) >= OUTPUT_PIECE:
-                self._put((kind, pending.decode("utf-8", "replace")))
-                pending = b""
+                self._put((kind, pending))
+                pending = ""
         if pending:
-            self._put((kind, pending.decode("utf-8", "replace")))
+            self._put((kind, pending))
         if kind == "stdout":
             self._put(("died", None))
 
@@ -126,7 +126,8 @@ class Kernel:
         """Waits for the client, but not for one that has gone with the kernel it killed."""
         while not self.killed:
             try:
-                return self.events.put(event, timeout=0.2)
+                self.events.put(event, timeout=0.2)
+                return
             except queue.Full:
                 continue
 
@@ -264,10 +265,12 @@ class E2BStandIn(LoopbackServer):
                     server.executions += 1
                     self._line({"type": "number_of_executions", "execution_count": server.executions})
                     for kind, payload in server.kernel.execute(request["code"]):
-                        sent = kind != "waiting" or not self._client_gone()
-                        if sent and kind in ("stdout", "stderr"):
-                            sent = self._line({"type": kind, "text": payload, "timestamp": time.time_ns()})
-                        if not sent:
+                        gone = kind == "waiting" and self._client_gone()
+                        if kind in ("stdout", "stderr"):
+                            gone = not self._line(
+                                {"type": kind, "text": payload, "timestamp": time.time_ns()}
+                            )
+                        if gone:
                             server.kernel.kill()  # the client cancelled: stop the execution, as E2B does
                             server.kernel = server.new_kernel()
                             return
