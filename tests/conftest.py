@@ -275,3 +275,11 @@ async def checkpoint_before_step(graph, config, step: int):
         if snapshot.next == ("generate_code",) and snapshot.values.get("iteration") == step:
             return snapshot
     raise AssertionError(f"no checkpoint after step {step}")
+
+
+@pytest.fixture
+def user(tmp_path: Path):
+    """A newcomer: the installed `rlm` from a fresh directory with default settings (tests/user.py)."""
+    from tests.user import new_user
+
+    return new_user(tmp_path)
