@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import os
+import re
+import stat
 import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import fields
@@ -21,21 +23,48 @@ from rich.table import Table
 from rich.text import Text
 
 from langgraph_rlm import collector, signals
-from langgraph_rlm.graph.config import POSITIVE_SETTINGS, SANDBOXES, RLMSettings
+from langgraph_rlm.extras import MissingExtra
+from langgraph_rlm.graph.config import (
+    POSITIVE_SETTINGS,
+    SANDBOXES,
+    Layer,
+    Origin,
+    RLMSettings,
+    environment_layer,
+    layered,
+)
 from langgraph_rlm.progress import Progress, cost_text, intro, usage_line
 from langgraph_rlm.terminal import literal, write_answer
 
 DEFAULT_THREAD = "default"
+BENCH_THREADS = "bench-"
+"""How `rlm bench` names its runs' threads: `rlm threads` leaves them out unless asked."""
 T = TypeVar("T")
-EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 1, 130, 143
+EXIT_ANSWERED = 0
+"""An answer from FINAL, on stdout."""
+EXIT_FAILED = 1
+"""A failure none of the statuses below names."""
+EXIT_USAGE = 2
+"""Bad input: a flag, a file, a setting; nothing was asked."""
+EXIT_LIMIT = 3
+"""A limit ended the question first; stdout has the model's best answer, stderr names the limit."""
+EXIT_NO_ANSWER = 4
+"""The question ended without an answer: stdout is empty."""
+EXIT_MODEL_FAILED = 5
+"""The root model could not be reached or failed for good; the thread resumes when asked again."""
+EXIT_SANDBOX_FAILED = 6
+"""The sandbox could not start or was lost; the thread resumes when asked again."""
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
+"""Ctrl-C, SIGTERM: the thread is saved up to its last step."""
 STOPPED_BY = {EXIT_INTERRUPTED: "interrupted", EXIT_TERMINATED: "terminated"}
 FLAG_NAMES = {
     "approve_code": "approve",
     "allow_dirs": "allow-dir",
     "allowed_models": "allow-model",
     "depth_models": "depth-model",
+    "model_prices": "model-price",
 }
-METAVARS = {"allowed_models": "MODEL", "depth_models": "MODEL"}
+METAVARS = {"allowed_models": "MODEL", "depth_models": "MODEL", "model_prices": "MODEL=IN,OUT"}
 FORMER_FLAGS = {"cpus": ("--docker-cpus",)}
 
 stderr = Console(stderr=True, highlight=False)
@@ -69,19 +98,20 @@ def setting_flags(command: Callable) -> Callable:
     for spec in reversed(fields(RLMSettings)):
         if not spec.metadata.get("flag"):
             continue
-        name = FLAG_NAMES.get(spec.name, spec.name.replace("_", "-"))
-        shown = spec.default if spec.default not in (None, ()) else "none"
+        name = flag_of(spec.name)[2:]
+        default = spec.metadata["default"]
+        shown = default if default not in (None, ()) else "none"
         help_text = f"{spec.metadata['description']} [env {spec.metadata['env']}; default {shown}]"
-        if isinstance(spec.default, bool):
+        if isinstance(default, bool):
             option = click.option(f"--{name}/--no-{name}", spec.name, default=None, help=help_text)
-        elif isinstance(spec.default, tuple):
+        elif isinstance(default, tuple):
             option = click.option(
                 f"--{name}", spec.name, multiple=True, metavar=METAVARS.get(spec.name, "DIR"), help=help_text
             )
         elif spec.name == "sandbox":
             option = click.option(f"--{name}", spec.name, type=click.Choice(SANDBOXES), help=help_text)
         else:
-            kind = {int: int, float: float}.get(type(spec.default), str)
+            kind = {int: int, float: float}.get(type(default), str)
             names = (f"--{name}", *FORMER_FLAGS.get(spec.name, ()))
             option = click.option(*names, spec.name, type=kind, help=help_text)
         command = option(command)
@@ -99,30 +129,52 @@ def store_options(command: Callable) -> Callable:
 
 
 def build_settings(options: dict[str, Any]) -> RLMSettings:
-    """Flags win over RLM_* variables, which win over the defaults. The CLI's user names the files
-    to read, so contexts given as paths are read wherever they are."""
+    return layered_settings(options)[0]
+
+
+def layered_settings(options: dict[str, Any]) -> tuple[RLMSettings, dict[str, Origin]]:
+    """Flags win over RLM_* variables, over an allowed project file, over the user's file, over the
+    defaults (config_files). The CLI's user names the files to read, so contexts given as paths
+    are read wherever they are."""
+    from langgraph_rlm.config_files import file_layers
+
     try:
-        settings = RLMSettings()
+        files, warnings = file_layers()
+        settings, origins = layered([*files, environment_layer(), flag_layer(options)])
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    for warning in warnings:
+        note(f"warning: {warning}", "yellow")
+    settings.path_contexts = True
+    problem = settings_problem(settings, origins)
+    if problem:
+        raise UserError(problem)
+    return settings, origins
+
+
+def flag_layer(options: dict[str, Any]) -> Layer:
+    layer = Layer({}, {})
     for spec in fields(RLMSettings):
         value = options.get(spec.name)
         if value is not None and value != ():
-            setattr(settings, spec.name, tuple(value) if isinstance(value, (list, tuple)) else value)
-    settings.path_contexts = True
-    problem = settings_problem(settings)
-    if problem:
-        raise UserError(problem)
-    return settings
+            layer.values[spec.name] = tuple(value) if isinstance(value, (list, tuple)) else value
+            layer.origins[spec.name] = Origin(flag_of(spec.name), flag_of(spec.name))
+    return layer
 
 
-def settings_problem(settings: RLMSettings) -> str | None:
+def flag_of(name: str) -> str:
+    return f"--{FLAG_NAMES.get(name, name.replace('_', '-'))}"
+
+
+def settings_problem(settings: RLMSettings, origins: dict[str, Origin]) -> str | None:
     for name in POSITIVE_SETTINGS:
         if getattr(settings, name) <= 0:
-            return f"--{name.replace('_', '-')} must be greater than 0"
+            return f"{origins[name].label} must be greater than 0"
+    if settings.sandbox not in SANDBOXES:
+        return f"{origins['sandbox'].label} must be one of {', '.join(SANDBOXES)}, not {settings.sandbox!r}"
     for folder in settings.allow_dirs:
         if not Path(folder).is_dir():
-            return f"--allow-dir {folder}: not a directory"
+            return f"{origins['allow_dirs'].label} {folder}: not a directory"
     if settings.system_prompt_file:
         from langgraph_rlm.prompts import PromptFileError, system_template
 
@@ -130,6 +182,12 @@ def settings_problem(settings: RLMSettings) -> str | None:
             system_template(settings.system_prompt_file)
         except PromptFileError as exc:
             return str(exc)
+    from langgraph_rlm.llm.usage import parse_prices
+
+    try:
+        parse_prices(settings.model_prices)
+    except ValueError as exc:
+        return f"{origins['model_prices'].label} {exc}"
     return None
 
 
@@ -142,6 +200,8 @@ def handle_errors(command: Callable) -> Callable:
             return command(*args, **kwargs)
         except click.ClickException:
             raise
+        except MissingExtra as exc:
+            raise UserError(str(exc)) from None
         except (KeyboardInterrupt, signals.Stopped) as exc:
             code = getattr(exc, "exit_code", EXIT_INTERRUPTED)
             stderr.print(f"[yellow]{STOPPED_BY[code]}[/]; the thread is saved up to its last step")
@@ -150,9 +210,21 @@ def handle_errors(command: Callable) -> Callable:
             if os.environ.get("RLM_DEBUG"):
                 raise
             say_error(one_line(exc))
-            sys.exit(EXIT_FAILED)
+            sys.exit(failure_status(exc))
 
     return run
+
+
+def failure_status(exc: Exception) -> int:
+    """Which part failed: the model, the sandbox, or something else."""
+    from langgraph_rlm.llm.root import ModelCallFailed
+    from langgraph_rlm.sandboxes.base import SandboxLost, SandboxUnavailable, WorkerDied
+
+    if isinstance(exc, ModelCallFailed):
+        return EXIT_MODEL_FAILED
+    if isinstance(exc, (SandboxLost, SandboxUnavailable, WorkerDied)):
+        return EXIT_SANDBOX_FAILED
+    return EXIT_FAILED
 
 
 def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -163,6 +235,11 @@ def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
 
 def say_error(message: str) -> None:
     stderr.print(Text.assemble(("error:", "red"), " ", literal(message)), soft_wrap=True)
+
+
+def note(text: str, style: str = "") -> None:
+    """One line on stderr, however narrow the terminal: a path in it stays whole."""
+    stderr.print(literal(text, style), soft_wrap=True)
 
 
 def one_line(exc: BaseException) -> str:
@@ -202,53 +279,115 @@ def main() -> None:
 @main.command()
 @click.argument("question")
 @click.option(
-    "--context", "-c", "contexts", multiple=True, metavar="PATH", help="A file to ask about (repeatable)."
+    "--context",
+    "-c",
+    "contexts",
+    multiple=True,
+    metavar="PATH",
+    help="A file, a folder (its text files) or - for stdin, to ask about (repeatable).",
 )
 @settings_options
 @handle_errors
 def run(question: str, contexts: tuple[str, ...], thread: str, quiet: bool, **options: Any) -> None:
-    """Answer QUESTION about the --context files; the answer alone goes to stdout."""
+    """Answer QUESTION about the --context files (and text piped in); the answer alone goes to
+    stdout, as soon as it is recorded (the turn's summary comes after). The exit status says how
+    the question ended (README: exit statuses)."""
     progress = Progress(stderr, quiet)
+    if piped_stdin() and not any(reads_stdin(item) for item in contexts):
+        contexts = (*contexts, PIPED)
     try:
         settings, paths = prepare(question, contexts, options, thread, progress)
         answer = run_async(ask(question, paths, settings, thread, progress))
     finally:
         progress.close()
-    write_answer(answer, sys.stdout)
+    status = answer.conclude()
+    if status != EXIT_ANSWERED:
+        sys.exit(status)
 
 
 @main.command()
 @click.option(
-    "--context", "-c", "contexts", multiple=True, metavar="PATH", help="A file to ask about (repeatable)."
+    "--context",
+    "-c",
+    "contexts",
+    multiple=True,
+    metavar="PATH",
+    help="A file, a folder (its text files) or - for stdin, to ask about (repeatable).",
 )
 @settings_options
 @handle_errors
 def chat(contexts: tuple[str, ...], thread: str, quiet: bool, **options: Any) -> None:
     """An interactive conversation; every turn is saved to the thread as it ends."""
+    if any(reads_stdin(item) for item in contexts):
+        raise UserError("chat reads its questions from stdin, so a context cannot come from it")
     progress = Progress(stderr, quiet)
     try:
         settings, paths = prepare("chat", contexts, options, thread, progress)
     finally:
         progress.close()
     said = intro(str(settings.root_model()), settings.api_base, settings.sandbox, thread)
-    stderr.print(literal(f"{said} · /exit or Ctrl-D to leave", "dim"))
+    stderr.print(literal(f"{said} · /help for commands, /quit or Ctrl-D to leave", "dim"))
+    given = paths
     while True:
         try:
             question = stderr.input("[bold green]you>[/] ").strip()
         except EOFError:
             return
-        if question in ("/exit", "/quit"):
-            return
+        if question.startswith("/"):
+            command = chat_command(question, settings, thread)
+            if command == "/quit":
+                return
+            paths = given if command == "/reset" else paths
+            continue
         if not question:
             continue
         progress = Progress(stderr, quiet)
         progress.begin(f"asking {settings.root_model()}", keep=False)
         try:
-            answer = run_async(ask(question, paths, settings, thread, progress))
+            run_async(ask(question, paths, settings, thread, progress)).conclude()
         finally:
             progress.close()
-        write_answer(answer, sys.stdout)
         paths = []
+
+
+CHAT_COMMANDS = {
+    "/help": "this list",
+    "/status": "the thread's contexts, REPL variables, steps and cost (rlm status)",
+    "/trace [PATH]": "write the thread's trajectory as a web page (rlm trace --html)",
+    "/reset": "forget the thread; the next question starts afresh with the --context files (rlm reset)",
+    "/quit, /exit": "leave (Ctrl-D too)",
+}
+
+
+def chat_command(line: str, settings: RLMSettings, thread: str) -> str:
+    """Runs one of CHAT_COMMANDS, never sent to the model; returns its name (/quit for both ways
+    out). A failure is one line, and the chat goes on."""
+    name, _, argument = line.partition(" ")
+    name = "/quit" if name == "/exit" else name
+    try:
+        if name == "/help":
+            for usage, what in CHAT_COMMANDS.items():
+                stderr.print(literal(f"{usage:<14} {what}"))
+        elif name == "/status":
+            show_thread(settings, thread)
+        elif name == "/trace":
+            path = Path(argument.strip() or default_trace(settings, thread)).resolve()
+            write_trace(settings, thread, str(path), None)
+            stderr.print(literal(f"trace written to {path}"), soft_wrap=True)
+        elif name == "/reset":
+            forget_thread(settings, thread)
+        elif name != "/quit":
+            say_error(f"unknown command {name}; /help lists the commands")
+    except click.ClickException as exc:
+        say_error(exc.format_message())
+    return name
+
+
+def default_trace(settings: RLMSettings, thread: str) -> Path:
+    """Beside the thread, in the state dir, named after it."""
+    folder = Path(settings.state_dir) / "traces"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / (re.sub(r"[^\w.-]", "_", thread) + ".html")
 
 
 @main.command()
@@ -261,8 +400,7 @@ def init(paths: tuple[str, ...], thread: str, **store: str | None) -> None:
     from langgraph_rlm.threads import add_contexts
 
     settings = build_settings(store)
-    files = [checked_file(path) for path in paths]
-    added = run_async(add_contexts(settings, thread, files))
+    added = run_async(add_contexts(settings, thread, stored_contexts(paths, settings, quiet=False)))
     for ref in added:
         stderr.print(literal(f"{ref['name']}: {ref['label']} ({ref['size']:,} bytes)"))
     stderr.print(literal(f"{len(added)} new context(s) in thread {thread}", "dim"))
@@ -274,9 +412,13 @@ def init(paths: tuple[str, ...], thread: str, **store: str | None) -> None:
 @handle_errors
 def status(thread: str, **store: str | None) -> None:
     """Show a thread's contexts, REPL variables, steps, tokens and cost."""
+    show_thread(build_settings(store), thread)
+
+
+def show_thread(settings: RLMSettings, thread: str) -> None:
+    """`rlm status`, and chat's /status."""
     from langgraph_rlm.threads import thread_values
 
-    settings = build_settings(store)
     values = run_async(thread_values(settings, thread))
     if values is None:
         raise UserError(f"no thread named {thread!r} in {where(settings)}")
@@ -284,29 +426,36 @@ def status(thread: str, **store: str | None) -> None:
 
 
 @main.command()
+@click.option("--all", "everything", is_flag=True, help="Also list the benchmarks' threads (bench-*).")
 @store_options
 @handle_errors
-def threads(**store: str | None) -> None:
-    """List the threads, oldest first, with their last question."""
+def threads(everything: bool, **store: str | None) -> None:
+    """List the threads, oldest first, with their last question. An unfinished one stopped
+    mid-question (ask it again to resume it); a broken one's last checkpoint cannot be read."""
     from langgraph_rlm.threads import list_threads
 
-    rows = run_async(list_threads(build_settings(store)))
-    table = Table("thread", "last question", "contexts", "steps", "usage", "updated")
+    settings = build_settings(store)
+    rows, hidden = run_async(list_threads(settings, None if everything else BENCH_THREADS))
+    table = Table("thread", "state", "last question", "contexts", "steps", "usage", "updated")
+    table.title, table.title_justify = f"threads in {where(settings)}", "left"
+    table.columns[0].no_wrap = True
     for row in rows:
-        question = (row.get("query") or "")[:60]
-        contexts = sum(isinstance(c, dict) for c in row.get("contexts", []))
         usage = row.get("total_usage", {})
         calls = usage.get("root_calls", 0) + usage.get("sub_calls", 0)
         cells = (
             row["thread"],
-            question,
-            contexts,
+            "broken" if row.get("broken") else "unfinished" if row["unfinished"] else "",
+            row["broken"] if row.get("broken") else (row.get("query") or "")[:60],
+            sum(isinstance(c, dict) for c in row.get("contexts", [])),
             row.get("iteration", 0),
             f"{calls} calls, {cost_text(usage)}",
             row["ts"][:19].replace("T", " "),
         )
         table.add_row(*map(literal, cells))
-    stdout.print(table if rows else "no threads yet")
+    stdout.print(table if rows else literal(f"no threads yet in {where(settings)}"))
+    if hidden:
+        note = f"{hidden} benchmark thread(s) not shown ({BENCH_THREADS}*; --all lists them)"
+        stderr.print(literal(note, "dim"))
 
 
 @main.command()
@@ -315,13 +464,41 @@ def threads(**store: str | None) -> None:
 @handle_errors
 def reset(thread: str, **store: str | None) -> None:
     """Forget a thread: its checkpoints go, and stored blobs nothing else refers to."""
+    forget_thread(build_settings(store), thread)
+
+
+def forget_thread(settings: RLMSettings, thread: str) -> None:
+    """`rlm reset`, and chat's /reset."""
     from langgraph_rlm.threads import reset_thread, thread_values
 
-    settings = build_settings(store)
     if run_async(thread_values(settings, thread)) is None:
         raise UserError(f"no thread named {thread!r} in {where(settings)}")
     removed, freed = run_async(reset_thread(settings, thread))
     stderr.print(literal(f"thread {thread} reset; {removed} blob(s) collected, {freed:,} bytes freed"))
+
+
+@main.command()
+@click.option("--thread", default=DEFAULT_THREAD, show_default=True, help="The thread to move back.")
+@click.option("--to", "checkpoint", required=True, metavar="CHECKPOINT", help="The checkpoint to go back to.")
+@store_options
+@handle_errors
+def rewind(thread: str, checkpoint: str, **store: str | None) -> None:
+    """Go back to an earlier checkpoint of a thread, such as the one a warning named when a new
+    question left an unfinished one behind: ask that question again to resume it. Nothing is
+    deleted; the later turns stay in the thread's checkpoints."""
+    from langgraph_rlm.threads import UnknownCheckpoint, has_threads, rewind_thread
+
+    settings = build_settings(store)
+    if not has_threads(settings):
+        raise UserError(f"no thread named {thread!r} in {where(settings)}")
+    try:
+        head = run_async(rewind_thread(settings, thread, checkpoint))
+    except UnknownCheckpoint as exc:
+        raise UserError(f"{exc} in {where(settings)}") from None
+    where_now = "unfinished: ask it again to resume it" if head.next else "answered"
+    question = head.values.get("query") or "(none)"
+    said = f"thread {thread} is back at the question {question!r} ({where_now})"
+    stderr.print(literal(said), soft_wrap=True)
 
 
 @main.command()
@@ -336,13 +513,17 @@ def reset(thread: str, **store: str | None) -> None:
 @handle_errors
 def trace(thread: str, html_path: str | None, jsonl_path: str | None, **store: str | None) -> None:
     """Write a thread's trajectory: every question, step, sub-call and child RLM, from its checkpoints."""
+    if not html_path and not jsonl_path:
+        raise UserError("give --html PATH, --jsonl PATH, or both")
+    write_trace(build_settings(store), thread, html_path, jsonl_path)
+
+
+def write_trace(settings: RLMSettings, thread: str, html_path: str | None, jsonl_path: str | None) -> None:
+    """`rlm trace`, and chat's /trace."""
     from langgraph_rlm.trajectory.jsonl import to_jsonl
     from langgraph_rlm.trajectory.page import to_html
     from langgraph_rlm.trajectory.reader import read_trajectory
 
-    if not html_path and not jsonl_path:
-        raise UserError("give --html PATH, --jsonl PATH, or both")
-    settings = build_settings(store)
     trajectory = run_async(read_trajectory(settings, thread))
     if trajectory is None:
         raise UserError(f"no thread named {thread!r} in {where(settings)}")
@@ -360,14 +541,14 @@ def trace(thread: str, html_path: str | None, jsonl_path: str | None, **store: s
 @settings_options
 @handle_errors
 def doctor(thread: str, quiet: bool, models: bool, **options: Any) -> None:
-    """Report which sandboxes can run here and which model credentials are present; fails when
-    the configured sandbox cannot run (or, with --models, a model does not answer)."""
-    from langgraph_rlm.doctor import credential_names, model_answers, model_checks, sandbox_checks
+    """Report each setting and where it came from, which sandboxes start here (each really started,
+    as a run starts it) and which model credentials are present; fails when the configured sandbox
+    cannot run (or, with --models, a model does not answer)."""
+    from langgraph_rlm.doctor import all_checks, credential_names
 
-    settings = build_settings(options)
-    checks = [*sandbox_checks(settings), *model_checks(settings)]
-    if models:
-        checks += run_async(model_answers(settings))
+    settings, origins = layered_settings(options)
+    stdout.print(settings_table(settings, origins))
+    checks = run_async(all_checks(settings, models))
     table = Table("check", "status", "detail")
     table.columns[0].no_wrap = True
     for check in checks:
@@ -381,6 +562,129 @@ def doctor(thread: str, quiet: bool, models: bool, **options: Any) -> None:
     ]
     if failed:
         raise click.ClickException(f"not ready: {', '.join(failed)} (see the table above)")
+
+
+@main.group()
+def config() -> None:
+    """Defaults without long flags, in your config file ($XDG_CONFIG_HOME/rlm/config.toml) or a
+    project's .rlm.toml (applied once you allow it); flags win over RLM_* variables, over the
+    project's file, over yours, over the defaults."""
+
+
+def project_option(command: Callable) -> Callable:
+    return click.option(
+        "--project",
+        is_flag=True,
+        help="The project's .rlm.toml (here or in the nearest folder above) instead of your own file.",
+    )(command)
+
+
+def chosen_file(project: bool) -> Path:
+    from langgraph_rlm.config_files import PROJECT_FILE, project_file, user_file
+
+    return (project_file() or Path.cwd() / PROJECT_FILE) if project else user_file()
+
+
+@config.command("set")
+@click.argument("key")
+@click.argument("value")
+@project_option
+@handle_errors
+def config_set(key: str, value: str, project: bool) -> None:
+    """Set KEY (a setting's name: model, sub_model, api_base, sandbox, max_iterations, ...) to VALUE."""
+    from langgraph_rlm.config_files import set_value, setting_name, trust
+
+    path = chosen_file(project)
+    try:
+        stored = set_value(path, key, value)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    note(f"{setting_name(key)} = {shown(stored)} in {path}", "dim")
+    if project and trust(path) != "allowed":
+        note(f"warning: {path} is not allowed yet: `rlm config allow` applies it", "yellow")
+
+
+@config.command("unset")
+@click.argument("key")
+@project_option
+@handle_errors
+def config_unset(key: str, project: bool) -> None:
+    """Remove KEY from the file: the next layer down (or the default) applies again."""
+    from langgraph_rlm.config_files import unset_value
+
+    path = chosen_file(project)
+    try:
+        removed = unset_value(path, key)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    note(f"{key} {'removed from' if removed else 'was not set in'} {path}", "dim")
+
+
+@config.command("get")
+@click.argument("key")
+@handle_errors
+def config_get(key: str) -> None:
+    """Print KEY's effective value (stdout) and where it came from (stderr)."""
+    from langgraph_rlm.config_files import setting_name
+
+    try:
+        name = setting_name(key)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    settings, origins = layered_settings({})
+    stdout.print(literal(shown(getattr(settings, name))))
+    note(f"from {origins[name].source}", "dim")
+
+
+@config.command("list")
+@handle_errors
+def config_list() -> None:
+    """Every setting's effective value and where it came from."""
+    stdout.print(settings_table(*layered_settings({})))
+
+
+@config.command("allow")
+@handle_errors
+def config_allow() -> None:
+    """Allow the project's .rlm.toml as it is now: it applies until its content changes."""
+    from langgraph_rlm.config_files import allow, file_layer, project_file
+
+    path = project_file()
+    if path is None:
+        raise UserError("no .rlm.toml here or in any folder above")
+    try:
+        layer = file_layer(path)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    allow(path)
+    for name, value in layer.values.items():
+        note(f"{name} = {shown(value)}")
+    note(f"{path} allowed: it applies until it changes", "dim")
+
+
+def settings_table(settings: RLMSettings, origins: dict[str, Origin]) -> Table:
+    table = Table("setting", "value", "from", title="settings", title_justify="left")
+    table.columns[1].overflow = table.columns[2].overflow = "fold"
+    for spec in fields(RLMSettings):
+        if spec.metadata["flag"]:
+            value, origin = shown(getattr(settings, spec.name)), origins[spec.name].source
+            table.add_row(spec.name, literal(value), literal(origin))
+    return table
+
+
+def shown(value: Any) -> str:
+    """A setting's value for people; a password in a URL (--db) is not shown."""
+    from urllib.parse import urlsplit
+
+    if value in (None, ()):
+        return "none"
+    if isinstance(value, tuple):
+        return ", ".join(value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str) and "://" in value and (password := urlsplit(value).password):
+        return value.replace(f":{password}@", ":***@", 1)
+    return str(value)
 
 
 @main.group()
@@ -441,7 +745,6 @@ def prepare(
     if not question.strip():
         raise UserError("the question is empty")
     settings = build_settings(options)
-    paths = [str(checked_file(path)) for path in contexts]
     try:
         check_available(settings.sandbox)
     except SandboxUnavailable as exc:
@@ -450,8 +753,10 @@ def prepare(
         raise UserError(
             "--approve asks on the terminal, and stdin is not one (approve through the SDK instead)"
         )
+    paths = stored_contexts(contexts, settings, progress.quiet)
     progress.begin(intro(str(settings.root_model()), settings.api_base, settings.sandbox, thread))
     check_credentials(settings)
+    warn_unheld_cost_cap(settings)
     return settings, paths
 
 
@@ -520,13 +825,59 @@ def write_output(path: str, content: str | bytes) -> None:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def checked_file(path: str) -> Path:
-    from langgraph_rlm.persistence.contexts import ContextError, check_context_file
+STDIN = "/dev/stdin"
+PIPED = ""
+"""Stands for stdin when it was not named but text was piped in: an empty pipe then adds nothing."""
 
+
+def piped_stdin() -> bool:
+    """Text piped or redirected in is a context; a terminal or /dev/null on stdin is not."""
     try:
-        return check_context_file(path)
+        mode = os.fstat(0).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISREG(mode) or stat.S_ISSOCK(mode)
+
+
+def reads_stdin(item: str) -> bool:
+    return item in ("-", PIPED, STDIN, "/dev/fd/0", "/proc/self/fd/0")
+
+
+def stored_contexts(items: tuple[str, ...], settings: RLMSettings, quiet: bool) -> list[Any]:
+    """Reads and stores what --context names (- is stdin) before anything is asked, so a bad
+    one costs no model call; the graph gets the references, and names them."""
+    from langgraph_rlm.persistence.blobs import shared_blob_store
+    from langgraph_rlm.persistence.contexts import (
+        ContextError,
+        Intake,
+        check_context_path,
+        file_ref,
+        ingest_path,
+        unnamed,
+    )
+
+    def say(message: str) -> None:
+        if not quiet:
+            stderr.print(literal(message, "dim"))
+
+    def warn(message: str) -> None:
+        if not quiet:
+            stderr.print(literal(f"warning: {message}", "yellow"))
+
+    blobs = shared_blob_store(settings.db, settings.state_dir)
+    intake = Intake(warn=warn, say=say, folder_limit_mb=settings.max_folder_mb)
+    refs = []
+    try:
+        for item in items:
+            if item == PIPED:
+                piped = file_ref(Path(STDIN), "stdin", "", blobs, intake)
+                refs += [piped] if piped["size"] else []
+            else:
+                path = check_context_path(STDIN if reads_stdin(item) else item)
+                refs += ingest_path(path, 0, blobs, intake)
     except ContextError as exc:
         raise UserError(str(exc)) from None
+    return unnamed(refs)
 
 
 def check_credentials(settings: RLMSettings) -> None:
@@ -542,15 +893,70 @@ def check_credentials(settings: RLMSettings) -> None:
             )
 
 
-async def ask(question: str, paths: list[str], settings: RLMSettings, thread: str, progress: Progress) -> str:
+def warn_unheld_cost_cap(settings: RLMSettings) -> None:
+    """A cost cap counts only the dollars it can price; said before the run, not after the spend."""
+    from langgraph_rlm.llm.usage import give_prices, unit_prices
+
+    if settings.max_cost <= 0:
+        return
+    give_prices(settings.model_prices)
+    unpriced = sorted(model for model in settings.model_names() if unit_prices(model) is None)
+    if unpriced:
+        stderr.print(
+            literal(
+                f"warning: --max-cost ${settings.max_cost:g} cannot hold: litellm has no price for "
+                f"{', '.join(unpriced)}, whose calls then count as $0; give one with --model-price "
+                "MODEL=IN,OUT (dollars per million input and output tokens)",
+                "yellow",
+            ),
+            soft_wrap=True,
+        )
+
+
+class Answer:
+    """The answer on stdout once, the moment the graph records it, before the turn's summary;
+    the end of the question decides the exit status."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.finish = progress.finish
+        self.text: str | None = None
+        self.stop_reason: str | None = None
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        self.progress(event)
+        if event.get("event") == "answer" and self.text is None:
+            self.text, self.stop_reason = event["answer"], event["stop_reason"]
+            if self.text.strip():
+                write_answer(self.text, sys.stdout)
+
+    def conclude(self) -> int:
+        """Says on stderr what stdout's answer is, when it is not FINAL's, and returns the status."""
+        reason = self.stop_reason or "final"
+        if not (self.text or "").strip():
+            ended = "the model's FINAL was empty" if reason == "final" else f"the run stopped at {reason}"
+            say_error(f"no answer: {ended}; stdout is empty")
+            return EXIT_NO_ANSWER
+        if reason != "final":
+            note = f"note: the run stopped at {reason}; stdout has the model's best answer, not a FINAL one"
+            stderr.print(literal(note, "yellow"), soft_wrap=True)
+            return EXIT_LIMIT
+        return EXIT_ANSWERED
+
+
+async def ask(
+    question: str, paths: list[str], settings: RLMSettings, thread: str, progress: Progress
+) -> Answer:
     from langgraph_rlm.approver import TerminalApprover
     from langgraph_rlm.sandboxes.base import SandboxLost
     from langgraph_rlm.threads import UnfinishedTurn, run_turn
 
     approver = TerminalApprover(stderr) if settings.approve_code else None
     progress.show_code = approver is None
+    answer = Answer(progress)
     try:
-        return await run_turn(settings, thread, question, paths, progress, approver)
+        await run_turn(settings, thread, question, paths, answer, approver)
+        return answer
     except UnfinishedTurn as exc:
         raise UserError(str(exc)) from None
     except EOFError:

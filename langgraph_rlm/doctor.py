@@ -1,14 +1,17 @@
-"""What can run on this machine: each sandbox, which model credentials are present, and (on
-request) whether each configured model answers."""
+"""What can run on this machine: each sandbox, started the way a run starts it, which model
+credentials are present, and (on request) whether each configured model answers."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from langgraph_rlm.graph.config import SANDBOXES, RLMSettings
@@ -29,36 +32,73 @@ class Check:
     detail: str
 
 
-def sandbox_checks(settings: RLMSettings) -> list[Check]:
-    return [check_sandbox(kind, settings) for kind in SANDBOXES]
+async def sandbox_checks(settings: RLMSettings) -> list[Check]:
+    return list(await asyncio.gather(*(check_sandbox(kind, settings) for kind in SANDBOXES)))
 
 
-def check_sandbox(kind: str, settings: RLMSettings) -> Check:
+async def check_sandbox(kind: str, settings: RLMSettings) -> Check:
+    """Only a sandbox that really started, with what a run gives it, is reported ok."""
     try:
         check_available(kind)
+        await first_cell(replace(settings, sandbox=kind))
     except SandboxUnavailable as exc:
         return Check(kind, False, str(exc))
-    if kind == "local":
-        return probe_bubblewrap()
-    if kind == "docker":
-        return probe_docker(settings.docker_image)
-    if kind == "e2b":
-        return Check(kind, True, "E2B_API_KEY is set: sandboxes are created in E2B's cloud")
-    return Check(kind, True, "runs the worker as a plain child process: no isolation")
+    except Exception as exc:
+        return Check(kind, False, " ".join(str(exc).split())[:400] or type(exc).__name__)
+    return Check(kind, True, await asyncio.to_thread(DETAILS[kind], settings))
 
 
-def probe_bubblewrap() -> Check:
-    """bwrap can be installed and still refuse to start (no user namespaces): try it."""
+class NoSubCalls:
+    async def llm_query(self, prompt: str, model: str | None) -> str:
+        raise RuntimeError("the doctor's probe makes no sub-calls")
+
+    async def rlm_query(self, prompt: str, context_sha: str | None) -> str:
+        raise RuntimeError("the doctor's probe makes no sub-calls")
+
+
+async def first_cell(settings: RLMSettings) -> None:
+    """What a run's first step does: a context file in the configured state dir, stored there and
+    mounted from the store, one cell that reads it, then the sandbox closed. The probe's file and
+    blobs (unique to it) go afterwards."""
+    from langgraph_rlm.graph.resources import ONE_SHOT, resources_for
+    from langgraph_rlm.persistence.contexts import ingest
+
+    resources = await resources_for(settings)
+    token = secrets.token_hex(8)
+    probe = Path(settings.state_dir) / f"doctor-{settings.sandbox}-{token}.txt"
+    text = f"rlm doctor probe {token}\n"
+    await asyncio.to_thread(probe.parent.mkdir, parents=True, exist_ok=True)
+    await asyncio.to_thread(probe.write_text, text)
+    key = f"{ONE_SHOT}doctor-{settings.sandbox}-{token}"
+    stored: list[str] = []
+    try:
+        [ref] = await asyncio.to_thread(ingest, str(probe), 0, resources.blobs)
+        stored.append(ref["sha"])
+        session = await resources.session(key, settings, [ref])
+        async with session.lock:
+            await session.ensure(None)
+            result = await session.run(
+                "print(len(context))",
+                contexts=[ref],
+                subcalls=NoSubCalls(),
+                timeout=settings.cell_timeout,
+                output_limit=settings.output_limit,
+            )
+        stored += [result.snapshot] if result.snapshot else []
+        if result.stdout.strip() != str(len(text)):
+            said = result.error or result.stderr or result.stdout
+            raise RuntimeError(f"the sandbox started, but a cell reading its context failed: {said.strip()}")
+    finally:
+        await resources.pool.close(key)
+        for sha in stored:
+            await asyncio.to_thread(resources.blobs.delete, sha)
+        await asyncio.to_thread(probe.unlink, missing_ok=True)
+
+
+def bubblewrap_detail(settings: RLMSettings) -> str:
     bwrap = shutil.which("bwrap") or "bwrap"
-    probe = subprocess.run(
-        [bwrap, "--ro-bind", "/", "/", "--unshare-all", "--die-with-parent", "true"],
-        capture_output=True,
-        text=True,
-    )
     version = subprocess.run([bwrap, "--version"], capture_output=True, text=True).stdout.strip()
-    if probe.returncode != 0:
-        return Check("local", False, f"{version} cannot start a sandbox: {probe.stderr.strip()}")
-    return Check("local", True, f"{version}: network and files isolated; {local_limits()}")
+    return f"{version}: network and files isolated; {local_limits()}"
 
 
 def local_limits() -> str:
@@ -83,17 +123,23 @@ def local_limits() -> str:
     return "; ".join(parts)
 
 
-def probe_docker(image: str) -> Check:
+def docker_detail(settings: RLMSettings) -> str:
     from langgraph_rlm.sandboxes.docker import docker_client
 
-    client = docker_client()
-    version = client.version().get("Version", "?")
-    try:
-        client.images.get(image)
-        has_image = f"image {image} present"
-    except Exception:
-        has_image = f"image {image} not present yet (it is pulled on first use; --docker-image to change)"
-    return Check("docker", True, f"Docker {version}; {has_image}")
+    return f"Docker {docker_client().version().get('Version', '?')}, image {settings.docker_image}"
+
+
+DETAILS: dict[str, Callable[[RLMSettings], str]] = {
+    "local": bubblewrap_detail,
+    "docker": docker_detail,
+    "e2b": lambda settings: "E2B_API_KEY is set: sandboxes are created in E2B's cloud",
+    "process": lambda settings: "runs the worker as a plain child process: no isolation",
+}
+
+
+async def all_checks(settings: RLMSettings, models: bool) -> list[Check]:
+    checks = [*await sandbox_checks(settings), *model_checks(settings)]
+    return checks + (await model_answers(settings) if models else [])
 
 
 def credential_names() -> list[str]:

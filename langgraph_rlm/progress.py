@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -26,6 +28,44 @@ def intro(model: str, api_base: str | None, sandbox: str, thread: str) -> str:
 
 CODE_LINES = 20
 OUTPUT_LINES = 8
+OUTPUT_SCREEN_LINES = 4
+"""A cell's output is shown up to OUTPUT_LINES lines, and up to this many lines of the terminal:
+one line of a megabyte is still a few lines here (the model sees its own share, output_limit)."""
+
+
+def clipped(output: str, width: int) -> str:
+    lines = output.splitlines() or [""]
+    preview = "\n".join(lines[:OUTPUT_LINES])
+    most = OUTPUT_SCREEN_LINES * max(width, 20)
+    if len(preview) > most:
+        return f"{preview[:most]}\n… {len(output) - most:,} more characters"
+    if len(lines) > OUTPUT_LINES:
+        return f"{preview}\n… {len(lines) - OUTPUT_LINES} more lines"
+    return preview
+
+
+def unpriced_models_file() -> Path:
+    """In the user's cache dir: a price is a fact about a model, whichever project or store asks."""
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "rlm" / "unpriced-models"
+
+
+def first_said(model: str) -> bool:
+    """Whether the warning that litellm has no price for `model` is new to this user, noting it
+    if so: said once per model, not on every run. Where nothing can be noted, it is said each time."""
+    noted = unpriced_models_file()
+    try:
+        if model in noted.read_text().splitlines():
+            return False
+    except OSError:
+        pass
+    try:
+        noted.parent.mkdir(parents=True, exist_ok=True)
+        with noted.open("a") as file:
+            file.write(model + "\n")
+    except OSError:
+        pass
+    return True
 
 
 class Progress:
@@ -62,6 +102,7 @@ class Progress:
             self.close()
             if self.intro:
                 self.console.print(literal(self.intro, "dim"), soft_wrap=True)
+                self.intro = ""
         if self.quiet or not event:
             return
         handler = getattr(self, f"_on_{event.get('event')}", None)
@@ -86,10 +127,7 @@ class Progress:
 
     def _on_output(self, event: dict[str, Any]) -> None:
         self._stop_status()
-        lines = event["output"].splitlines() or [""]
-        preview = "\n".join(lines[:OUTPUT_LINES])
-        more = f"\n… {len(lines) - OUTPUT_LINES} more lines" if len(lines) > OUTPUT_LINES else ""
-        self.console.print(literal(preview + more, "dim"))
+        self.console.print(literal(clipped(event["output"], self.console.width), "dim"))
 
     def _on_subcall(self, event: dict[str, Any]) -> None:
         if event["phase"] == "start":
@@ -105,6 +143,14 @@ class Progress:
         else:
             self.status.update(text)
 
+    def _on_answer(self, event: dict[str, Any]) -> None:
+        self._stop_status()
+
+    def _on_summarising(self, event: dict[str, Any]) -> None:
+        """The answer is out; the turn's summary, a model call, can take as long as a step."""
+        self.waiting = self.console.status("summarising the turn…")
+        self.waiting.start()
+
     def _on_limit(self, event: dict[str, Any]) -> None:
         self.console.print(literal(f"limit reached: {event['reason']}; asking for the best answer", "yellow"))
 
@@ -114,7 +160,9 @@ class Progress:
         )
 
     def _on_warning(self, event: dict[str, Any]) -> None:
-        self.console.print(literal(f"warning: {event['message']}", "yellow"))
+        if event.get("unpriced") and not first_said(event["unpriced"]):
+            return
+        self.console.print(literal(f"warning: {event['message']}", "yellow"), soft_wrap=True)
 
     def _stop_status(self) -> None:
         if self.status is not None:

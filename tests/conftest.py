@@ -171,14 +171,19 @@ def rlm_environment(state_dir: Path, env: dict[str, str] | None = None) -> dict[
 
 
 def start_rlm(
-    args: list[str], state_dir: Path, env: dict[str, str] | None = None, new_session: bool = False
+    args: list[str],
+    state_dir: Path,
+    env: dict[str, str] | None = None,
+    new_session: bool = False,
+    stdin: int = subprocess.DEVNULL,
 ) -> subprocess.Popen:
     """The real `rlm` command, started in a subprocess with the tests' state dir; `new_session`
-    gives it a process group of its own, as a shell gives a foreground command (Ctrl-C: `killpg`)."""
+    gives it a process group of its own, as a shell gives a foreground command (Ctrl-C: `killpg`).
+    stdin is /dev/null: `rlm run` reads a pipe left open as its context, waiting for its end."""
     return subprocess.Popen(
         [*RLM, *args],
         env=rlm_environment(state_dir, env),
-        stdin=subprocess.PIPE,
+        stdin=stdin,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -190,7 +195,7 @@ def run_rlm(
     args: list[str], state_dir: Path, env: dict[str, str] | None = None, input: str | None = None, timeout=300
 ) -> subprocess.CompletedProcess:
     """`rlm` run to its end; `.pid` names the process (its containers carry it in a label)."""
-    with start_rlm(args, state_dir, env) as process:
+    with start_rlm(args, state_dir, env, stdin=subprocess.PIPE) as process:
         try:
             stdout, stderr = process.communicate(input, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -283,3 +288,12 @@ def user(tmp_path: Path):
     from tests.user import new_user
 
     return new_user(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def readme_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The `bin` folder of the virtual environment the README's install lines make, run as
+    written in a copy of the checkout: the install a newcomer has, with no extras."""
+    from tests.readme import install_as_written
+
+    return install_as_written(tmp_path_factory.mktemp("readme-install"))

@@ -33,8 +33,9 @@ class BacklogServer(ThreadingHTTPServer):
 class LoopbackServer:
     """Serves `handler` on 127.0.0.1 from a background thread while used as a context manager."""
 
-    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
-        self.httpd = BacklogServer(("127.0.0.1", 0), handler)
+    def __init__(self, handler: type[BaseHTTPRequestHandler], port: int = 0) -> None:
+        """`port` 0 takes a free one; a README command naming its server's port gets that one."""
+        self.httpd = BacklogServer(("127.0.0.1", port), handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 

@@ -31,7 +31,12 @@ class HTTPFailure(Exception):
 
 class ScriptedOpenAIServer(LoopbackServer):
     def __init__(
-        self, respond: Responder, delay: float = 0.0, garbage: bool = False, hold_first: int = 0
+        self,
+        respond: Responder,
+        delay: float = 0.0,
+        garbage: bool = False,
+        hold_first: int = 0,
+        port: int = 0,
     ) -> None:
         """`hold_first=N`: the first N requests wait for one another (up to HOLD_SECONDS), so a
         client that sends N at once is seen with N in flight however slow the machine is."""
@@ -43,7 +48,7 @@ class ScriptedOpenAIServer(LoopbackServer):
         self.received: list[list[dict[str, Any]]] = []
         self.lock = threading.Lock()
         self.arrived = threading.Condition(self.lock)
-        super().__init__(self._handler())
+        super().__init__(self._handler(), port)
 
     def _hold(self) -> None:
         with self.arrived:

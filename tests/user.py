@@ -6,10 +6,16 @@ model service is reachable, so that a command's text stays what the README says.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import select
 import shutil
+import struct
 import subprocess
 import sys
+import termios
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +34,8 @@ def clean_environment(home: Path) -> dict[str, str]:
     kept = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("RLM_", "XDG_", "E2B_", "LANGSMITH_", "LANGCHAIN_")) and not k.endswith("_API_KEY")
+        if not k.startswith(("RLM_", "XDG_", "E2B_", "LANGSMITH_", "LANGCHAIN_"))
+        and not k.endswith("_API_KEY")
     }
     kept.pop("LITELLM_LOCAL_MODEL_COST_MAP", None)
     kept["HOME"] = str(home)
@@ -71,7 +78,9 @@ class User:
         """`rlm ARGS` to its end; `input` is piped to its stdin (otherwise stdin is /dev/null).
         stdout and stderr come back as text (UTF-8, undecodable bytes escaped)."""
         data = input.encode() if isinstance(input, str) else input
-        with self.start(args, env, stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL) as process:
+        with self.start(
+            args, env, stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL
+        ) as process:
             try:
                 out, err = process.communicate(data, timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -83,6 +92,46 @@ class User:
             out.decode("utf-8", "backslashreplace"),
             err.decode("utf-8", "backslashreplace"),
         )
+
+    def run_on_terminal(
+        self, args: list[str], streams: tuple[str, ...] = ("stdout", "stderr"), timeout: float = 300
+    ) -> tuple[int, bytes, bytes]:
+        """`rlm ARGS` with a terminal (an 80-column pseudo-terminal, TERM set, no COLUMNS) as each
+        of `streams`, the others piped (stdin: /dev/null); its status, what the terminal showed,
+        and what went to a piped stdout."""
+        master, terminal = os.openpty()
+        fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+        env = {
+            k: v for k, v in {**self.env, "TERM": "xterm-256color"}.items() if k not in ("COLUMNS", "LINES")
+        }
+        process = subprocess.Popen(
+            [rlm_command(), *args],
+            cwd=self.cwd,
+            env=env,
+            stdin=terminal if "stdin" in streams else subprocess.DEVNULL,
+            stdout=terminal if "stdout" in streams else subprocess.PIPE,
+            stderr=terminal if "stderr" in streams else subprocess.PIPE,
+        )
+        os.close(terminal)
+        piped: list[bytes] = []
+        reader = threading.Thread(target=lambda: piped.extend(process.communicate()))
+        reader.start()
+        shown = bytearray()
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline and (
+                process.poll() is None or select.select([master], [], [], 0.2)[0]
+            ):
+                if select.select([master], [], [], 0.5)[0]:
+                    try:
+                        shown += os.read(master, 65536)
+                    except OSError:  # EIO: every end of the terminal is closed
+                        break
+        finally:
+            process.kill()
+            reader.join(10)
+            os.close(master)
+        return process.wait(10), bytes(shown), (piped[0] or b"") if piped else b""
 
     def shell(self, command: str, timeout: float = 300) -> subprocess.CompletedProcess:
         """A command line as written in the README, run by bash in the user's directory."""

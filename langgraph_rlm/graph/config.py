@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -25,6 +26,7 @@ POSITIVE_SETTINGS = (
     "max_sandboxes",
     "child_concurrency",
     "max_time",
+    "max_folder_mb",
 )
 
 
@@ -36,17 +38,23 @@ def setting(
     flag: bool = True,
     separator: str = os.pathsep,
     old_env: str = "",
+    path: bool = False,
 ) -> Any:
     """`separator` splits a tuple setting's environment variable; `old_env` is a former name of the
-    variable, still read when the current one is not set."""
+    variable, still read when the current one is not set; `path` marks a file or folder, made
+    absolute as the settings are made so every sandbox and process sees the same place. A field
+    not given takes its variable when it is set, so `replace()` keeps what a settings object holds
+    instead of reading the environment again."""
     metadata = {
         "description": description,
+        "default": default,
         "env": env,
         "flag": flag,
         "separator": separator,
         "old_env": old_env,
+        "path": path,
     }
-    return field(default=default, metadata=metadata)
+    return field(default_factory=lambda: from_environment(metadata, os.environ)[0], metadata=metadata)
 
 
 @dataclass(kw_only=True)
@@ -126,9 +134,17 @@ class RLMSettings:
     )
     max_cost: float = setting(
         0.0,
-        "Dollars per question over the whole tree, priced by litellm's table (a model it does not price "
-        "only counts tokens); 0 for no limit.",
+        "Dollars per question over the whole tree, priced by litellm's table or --model-price (a model "
+        "neither prices only counts tokens); 0 for no limit.",
         env="RLM_MAX_COST",
+    )
+    model_prices: tuple[str, ...] = setting(
+        (),
+        "A model's price as MODEL=IN,OUT, dollars per million input and output tokens (e.g. "
+        "ollama/qwen3=0,0), for a model litellm does not price: its cost is then known and --max-cost "
+        "holds for it. Repeatable; the environment variable separates entries with ';'.",
+        env="RLM_MODEL_PRICES",
+        separator=";",
     )
     max_time: float = setting(
         3600.0,
@@ -147,6 +163,12 @@ class RLMSettings:
         "REPL data (snapshots of changed variables, rlm_query contexts) one question may add to the "
         "store, in MiB.",
         env="RLM_MAX_STORED_MB",
+    )
+    max_folder_mb: int = setting(
+        1024,
+        "Most a folder given as a context may hold, in MiB of text files on disk; a larger one is refused "
+        "before anything is stored.",
+        env="RLM_MAX_FOLDER_MB",
     )
     output_limit: int = setting(
         20_000, "Characters of a cell's output the root model sees (head and tail).", env="RLM_OUTPUT_LIMIT"
@@ -185,7 +207,10 @@ class RLMSettings:
         env="RLM_SYSTEM_PROMPT_FILE",
     )
     allow_dirs: tuple[str, ...] = setting(
-        (), "Folders whose files load_file may read (besides the contexts).", env="RLM_ALLOW_DIRS"
+        (),
+        "Folders whose files load_file may read (besides the contexts).",
+        env="RLM_ALLOW_DIRS",
+        path=True,
     )
     context_window: int = setting(
         0,
@@ -212,7 +237,7 @@ class RLMSettings:
         flag=False,
     )
     state_dir: str = setting(
-        ".rlm", "Where threads, contexts and REPL snapshots are stored.", env="RLM_STATE_DIR"
+        ".rlm", "Where threads, contexts and REPL snapshots are stored.", env="RLM_STATE_DIR", path=True
     )
     db: str | None = setting(
         None,
@@ -239,29 +264,104 @@ class RLMSettings:
         return self.depth_models[self.depth] if self.depth < len(self.depth_models) else self.model
 
     def __post_init__(self) -> None:
-        """Fields left at their default take the `RLM_*` environment variable when it is set."""
+        """A relative path means the working directory the settings were made in, for every
+        backend alike: bwrap reads a relative source from /, and Docker takes it for a volume name."""
         for spec in fields(self):
-            names = (spec.metadata.get("env"), spec.metadata.get("old_env"))
-            env = next((name for name in names if name and name in os.environ), "")
-            if env and getattr(self, spec.name) == spec.default:
-                setattr(self, spec.name, parse_setting(spec.name, os.environ[env], env))
+            value = getattr(self, spec.name)
+            if spec.metadata["path"] and value:
+                resolved = tuple(map(absolute, value)) if isinstance(value, tuple) else absolute(value)
+                setattr(self, spec.name, resolved)
+
+
+def absolute(path: str) -> str:
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def from_environment(metadata: Mapping[str, Any], environ: Mapping[str, str]) -> tuple[Any, str]:
+    """A setting's value from its `RLM_*` variable and the variable's name; the default and ""
+    when none is set."""
+    for name in (metadata["env"], metadata["old_env"]):
+        if name and name in environ:
+            return parse_text(metadata, environ[name], name), name
+    return metadata["default"], ""
 
 
 def parse_setting(name: str, raw: str, env: str = "") -> Any:
     """A setting's value from text (an environment variable or a flag); ValueError when it is bad."""
     spec = next(f for f in fields(RLMSettings) if f.name == name)
-    env = env or spec.metadata["env"]
-    kind = type(spec.default)
-    if spec.default is None or kind is str:
-        return raw or None if spec.default is None else raw
+    return parse_text(spec.metadata, raw, env or spec.metadata["env"])
+
+
+def parse_text(metadata: Mapping[str, Any], raw: str, label: str) -> Any:
+    default = metadata["default"]
+    kind = type(default)
+    if default is None or kind is str:
+        return raw or None if default is None else raw
     if kind is bool:
         lowered = raw.strip().lower()
         if lowered not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-            raise ValueError(f"{env}={raw!r} is not a yes/no value")
+            raise ValueError(f"{label}={raw!r} is not a yes/no value")
         return lowered in ("1", "true", "yes", "on")
     if kind is tuple:
-        return tuple(part.strip() for part in raw.split(spec.metadata["separator"]) if part.strip())
+        return tuple(part.strip() for part in raw.split(metadata["separator"]) if part.strip())
     try:
         return kind(raw)
     except ValueError:
-        raise ValueError(f"{env}={raw!r} is not a valid {kind.__name__}") from None
+        raise ValueError(f"{label}={raw!r} is not a valid {kind.__name__}") from None
+
+
+def typed_setting(name: str, value: Any) -> Any:
+    """A setting's value from a typed source (a TOML file); ValueError saying what it should be."""
+    default = next(f for f in fields(RLMSettings) if f.name == name).metadata["default"]
+    kind = type(default)
+    if kind is tuple:
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            return tuple(value)
+        raise ValueError("must be a list of strings")
+    wanted = str if default is None else kind
+    if wanted is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, wanted) or (wanted is int and isinstance(value, bool)):
+        raise ValueError(f"must be {KINDS[wanted]}, not {value!r:.60}")
+    return value
+
+
+KINDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+
+
+class Origin(NamedTuple):
+    """Where a setting's value came from: `source` as listings show it (default, a flag, a
+    variable, a file), `label` as a message names the setting there."""
+
+    source: str
+    label: str
+
+
+@dataclass
+class Layer:
+    """Settings from one place, each with its origin."""
+
+    values: dict[str, Any]
+    origins: dict[str, Origin]
+
+
+def environment_layer(environ: Mapping[str, str] = os.environ) -> Layer:
+    layer = Layer({}, {})
+    for spec in fields(RLMSettings):
+        value, name = from_environment(spec.metadata, environ)
+        if name:
+            layer.values[spec.name] = value
+            layer.origins[spec.name] = Origin(name, name)
+    return layer
+
+
+def layered(layers: Sequence[Layer]) -> tuple[RLMSettings, dict[str, Origin]]:
+    """Each layer over the ones before it, over the built-in defaults: every field is given, so
+    nothing else (no environment variable a layer left out) decides a value."""
+    specs = fields(RLMSettings)
+    values = {spec.name: spec.metadata["default"] for spec in specs}
+    origins = {spec.name: Origin("default", spec.name) for spec in specs}
+    for layer in layers:
+        values.update(layer.values)
+        origins.update(layer.origins)
+    return RLMSettings(**values), origins

@@ -49,7 +49,7 @@ class RunSettingsError(ValueError):
 
 def _schema_type(name: str) -> type:
     spec = next(f for f in fields(RLMSettings) if f.name == name)
-    kind = str if name in MODELS else type(spec.default)
+    kind = str if name in MODELS else type(spec.metadata["default"])
     return Annotated[kind, Field(description=spec.metadata["description"])]  # type: ignore[return-value]
 
 

@@ -22,8 +22,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from langgraph_rlm.llm.model_table import unit_prices
-from langgraph_rlm.llm.usage import Usage, add_usage
+from langgraph_rlm.llm.usage import Usage, add_usage, give_prices, unit_prices
 
 if TYPE_CHECKING:
     from langgraph_rlm.graph.config import RLMSettings
@@ -199,10 +198,16 @@ def question_budget(
     settings: RLMSettings, spent: Usage, best_answer_chars: int | None = None
 ) -> SubCallBudget:
     """A child RLM draws from its parent's budget; the root's is what its question has left, less
-    room for the root's best answer (a prompt of `best_answer_chars`) when the tree stops at a limit."""
+    room for the root's best answer (a prompt of `best_answer_chars`) when the tree stops at a limit.
+    That room is at most half of what is left, so a small limit still lets a step be made (and
+    should the best answer then not fit, the last reply is the answer). The prices the user gave
+    count from here on, for every call of the tree."""
+    give_prices(settings.model_prices)
     inherited = inherited_budget()
     if inherited is not None:
         return inherited.branch()
+    tokens_left = settings.max_tokens - spent.get("input_tokens", 0) - spent.get("output_tokens", 0)
+    cost_left = settings.max_cost - spent.get("cost", 0.0)
     held, held_cost = 0, 0.0
     if best_answer_chars is not None:
         held = best_answer_chars // CHARS_PER_TOKEN + TOKENS_PER_PROMPT + BEST_ANSWER_OUTPUT
@@ -210,13 +215,12 @@ def question_budget(
         prices = unit_prices(model if isinstance(model, str) else None) if settings.max_cost > 0 else None
         if prices is not None:
             held_cost = (held - BEST_ANSWER_OUTPUT) * prices[0] + BEST_ANSWER_OUTPUT * prices[1]
-    tokens = spent.get("input_tokens", 0) + spent.get("output_tokens", 0)
     return SubCallBudget(
         settings.max_sub_calls - spent.get("sub_calls", 0),
         max_tokens=settings.max_tokens,
-        tokens_left=settings.max_tokens - tokens - held,
+        tokens_left=tokens_left - min(held, max(0, tokens_left) // 2),
         max_cost=settings.max_cost,
-        cost_left=settings.max_cost - spent.get("cost", 0.0) - held_cost,
+        cost_left=cost_left - min(held_cost, max(0.0, cost_left) / 2),
         max_reply_tokens=settings.max_reply_tokens,
     )
 

@@ -90,13 +90,62 @@ def model_name(model: str | BaseChatModel) -> str | None:
     return getattr(model, "model", None) or getattr(model, "model_name", None)
 
 
+PROVIDER_KEYS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "anthropic": (("ANTHROPIC_API_KEY",), ("ANTHROPIC_AUTH_TOKEN",)),
+    "gemini": (("GEMINI_API_KEY",), ("GOOGLE_API_KEY",)),
+    "mistral": (("MISTRAL_API_KEY",),),
+    "groq": (("GROQ_API_KEY",),),
+    "cohere": (("COHERE_API_KEY",),),
+    "deepseek": (("DEEPSEEK_API_KEY",),),
+    "xai": (("XAI_API_KEY",),),
+    "openrouter": (("OPENROUTER_API_KEY",),),
+    "together_ai": (("TOGETHERAI_API_KEY",),),
+    "fireworks_ai": (("FIREWORKS_AI_API_KEY",),),
+    "perplexity": (("PERPLEXITYAI_API_KEY",),),
+    "deepinfra": (("DEEPINFRA_API_KEY",),),
+    "cerebras": (("CEREBRAS_API_KEY",),),
+    "huggingface": (("HUGGINGFACE_API_KEY",),),
+    "replicate": (("REPLICATE_API_KEY",),),
+    "azure": (("AZURE_API_KEY", "AZURE_API_BASE", "AZURE_API_VERSION"),),
+    "vertex_ai": (("VERTEXAI_PROJECT", "VERTEXAI_LOCATION"),),
+    "bedrock": (
+        ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
+        ("AWS_PROFILE",),
+        ("AWS_ROLE_ARN",),
+        ("AWS_WEB_IDENTITY_TOKEN_FILE",),
+        ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",),
+        ("AWS_CONTAINER_CREDENTIALS_FULL_URI",),
+    ),
+    "ollama": (("OLLAMA_API_BASE",),),
+    "ollama_chat": (("OLLAMA_API_BASE",),),
+    "hosted_vllm": ((),),
+    "lm_studio": ((),),
+}
+"""The environment each common litellm provider reads, as litellm's validate_environment checks
+it: any one tuple of variables, all set, will do. Importing litellm to ask takes seconds, so only a
+provider missing here is left to litellm."""
+
+
 def missing_credentials(model: str | BaseChatModel, api_base: str | None) -> list[str]:
     """The environment variables a provider needs and lacks (an empty one counts as lacking);
-    a local server (api_base) needs no key."""
+    a local server (api_base) needs no key and is its own base URL."""
     if not isinstance(model, str):
         return []
     if openai_compatible.handles(model):
         return openai_compatible.missing_key(api_base)
+    provider = model.split("/", 1)[0] if "/" in model else ""
+    if provider in PROVIDER_KEYS:
+        choices = PROVIDER_KEYS[provider]
+        lacking = [[name for name in names if not os.environ.get(name, "").strip()] for names in choices]
+        missing = [] if any(not names for names in lacking) else lacking[0]
+    else:
+        missing = _litellm_missing_keys(model, api_base)
+    if api_base:
+        missing = [key for key in missing if not key.endswith(("_API_KEY", "_API_BASE"))]
+    return missing
+
+
+def _litellm_missing_keys(model: str, api_base: str | None) -> list[str]:
     litellm = import_litellm()
     empty = {key: value for key, value in os.environ.items() if not value.strip()}
     for key in empty:
@@ -107,7 +156,4 @@ def missing_credentials(model: str | BaseChatModel, api_base: str | None) -> lis
         return []
     finally:
         os.environ.update(empty)
-    missing = list(report.get("missing_keys") or [])
-    if api_base:
-        missing = [key for key in missing if not key.endswith("_API_KEY")]
-    return missing
+    return list(report.get("missing_keys") or [])

@@ -1,16 +1,18 @@
 """Tokens, calls and dollars, summed over every call of every depth, and broken down by model.
 
 The flat totals are what limits and summaries read; `by_model` ("<depth>:<model>") says where they
-came from. A model litellm does not price has cost None there: unknown, never a silent $0.
+came from. A model litellm does not price has cost None there: unknown, never a silent $0, unless
+the user gave its price (the `model_prices` setting).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from typing_extensions import TypedDict
 
-from langgraph_rlm.llm.model_table import unit_prices
+from langgraph_rlm.llm import model_table
 
 if TYPE_CHECKING:
     from langchain_core.messages import AIMessage
@@ -112,6 +114,39 @@ def price(model: str | None, input_tokens: int, output_tokens: int) -> float | N
     return prices[0] * input_tokens + prices[1] * output_tokens
 
 
+PER_MILLION = 1_000_000
+_given: dict[str, tuple[float, float]] = {}
+
+
+def parse_prices(entries: Iterable[str]) -> dict[str, tuple[float, float]]:
+    """`MODEL=IN,OUT` entries, dollars per million input and output tokens, as dollars per token;
+    ValueError names the entry that is not one."""
+    prices = {}
+    for entry in entries:
+        model, _, amounts = entry.rpartition("=")
+        parts = amounts.split(",")
+        try:
+            numbers = [float(part) for part in parts]
+        except ValueError:
+            numbers = []
+        if not model.strip() or len(numbers) != 2 or min(numbers) < 0:
+            raise ValueError(f"{entry}: give MODEL=IN,OUT, dollars per million input and output tokens")
+        prices[model.strip()] = (numbers[0] / PER_MILLION, numbers[1] / PER_MILLION)
+    return prices
+
+
+def give_prices(entries: Iterable[str]) -> None:
+    """Prices the user gave count for the whole process: a model's price is the same in every run."""
+    _given.update(parse_prices(entries))
+
+
+def unit_prices(model: str | None) -> tuple[float, float] | None:
+    """Dollars per input and per output token: the user's price, else litellm's; None when neither."""
+    if model in _given:
+        return _given[model]
+    return model_table.unit_prices(model)
+
+
 def unpriced(usage: Usage) -> list[str]:
     """The models of this usage whose cost is unknown."""
     models = usage.get("by_model", {})
@@ -122,7 +157,16 @@ _warned: set[str] = set()
 
 
 def price_warnings(usage: Usage | None) -> list[dict[str, str]]:
-    """Stream events for the unpriced models of this usage not yet warned about in this process."""
+    """Stream events for the unpriced models of this usage not yet warned about in this process;
+    `unpriced` names the model, so a client can say it once across runs (the CLI does)."""
     fresh = [name for name in unpriced(usage or {}) if name not in _warned]
     _warned.update(fresh)
-    return [{"event": "warning", "message": f"litellm has no price for {m}: cost unknown"} for m in fresh]
+    return [
+        {
+            "event": "warning",
+            "unpriced": name,
+            "message": f"litellm has no price for {name}: cost unknown "
+            f"(give one with --model-price {name}=IN,OUT, dollars per million tokens)",
+        }
+        for name in fresh
+    ]

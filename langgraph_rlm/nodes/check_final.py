@@ -63,7 +63,9 @@ def reached_limit(state: RLMState, settings: RLMSettings) -> str | None:
 
 
 def last_reply_text(state: RLMState) -> str:
+    """The best answer after a limit: the last reply's prose, or "" when there is none (no
+    answer, which the caller reports as such)."""
     for message in reversed(state.messages):
         if message.type == "ai":
-            return without_code(message.text) or "(the model gave no answer)"
-    return "(the model gave no answer)"
+            return without_code(message.text)
+    return ""

@@ -1,8 +1,9 @@
 """Keeps the root prompt small.
 
 At the end of a turn, its working messages become one summary; the question and the exact answer
-stay verbatim, in the conversation and in the REPL's `history`. Mid-question, when the prompt
-nears the model's window, the older steps become a summary and the work goes on.
+stay verbatim, in the conversation and in the REPL's `history`. The answer is announced before
+the summary is asked for, so a caller can show it without waiting for a model call. Mid-question,
+when the prompt nears the model's window, the older steps become a summary and the work goes on.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ async def compact_memory(
 ) -> Command[Literal["generate_code", "__end__"]]:
     if state.answer is None:
         return Command(update=await compact_working(state, runtime), goto="generate_code")
+    runtime.stream_writer({"event": "answer", "answer": state.answer, "stop_reason": state.stop_reason})
     update = await finish_turn(state, runtime)
     await end_of_run(runtime.context, state.session)
     return Command(update=update, goto=END)
@@ -44,6 +46,7 @@ async def finish_turn(state: RLMState, runtime: Runtime[RLMSettings]) -> dict:
     turn = state.messages[state.turn_start :]
     if not runtime.context.compact_turns or len(turn) <= 2:
         return finished
+    runtime.stream_writer({"event": "summarising"})
     summary = await summarise("compact_turn", turn[1:], state, runtime)
     if summary is None:
         return finished

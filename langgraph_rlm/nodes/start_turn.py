@@ -15,23 +15,24 @@ from langgraph.types import Overwrite
 from langgraph_rlm.graph.config import RLMSettings
 from langgraph_rlm.graph.resources import ONE_SHOT, resources_for
 from langgraph_rlm.graph.state import ContextRef, RLMState
-from langgraph_rlm.persistence.contexts import checked_ref, ingest
+from langgraph_rlm.persistence.contexts import Intake, checked_ref, ingest, joined, unnamed
 
 
 async def start_turn(state: RLMState, config: RunnableConfig, runtime: Runtime[RLMSettings]) -> dict:
     settings = runtime.context
     blobs = (await resources_for(settings)).blobs
     folders = None if settings.path_contexts else [Path(d) for d in settings.allow_dirs]
+    warnings: list[str] = []
+    intake = Intake(warn=warnings.append, folder_limit_mb=settings.max_folder_mb)
     stored: list[ContextRef] = []
     for item in state.contexts:
         if isinstance(item, str):
-            ref = await asyncio.to_thread(ingest, item, len(stored), blobs, folders)
+            refs = unnamed(await asyncio.to_thread(ingest, item, 0, blobs, folders, intake))
         else:
-            ref = await asyncio.to_thread(checked_ref, item, blobs, folders)
-            if not ref["name"]:
-                ref = ContextRef(ref, name=f"context_{len(stored)}", label=f"context_{len(stored)}")
-        if all(ref["sha"] != c["sha"] for c in stored):
-            stored.append(ref)
+            refs = [await asyncio.to_thread(checked_ref, item, blobs, folders)]
+        stored += joined(stored, refs)
+    for warning in warnings:
+        runtime.stream_writer({"event": "warning", "message": warning})
     return {
         "contexts": Overwrite(stored),
         "messages": [HumanMessage(state.query)],

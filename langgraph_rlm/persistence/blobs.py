@@ -13,7 +13,7 @@ import os
 import queue
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -34,6 +34,8 @@ class BlobStore(Protocol):
     def put(self, data: bytes) -> str: ...
 
     def put_file(self, path: Path) -> tuple[str, int]: ...
+
+    def put_stream(self, chunks: Iterable[bytes]) -> tuple[str, int]: ...
 
     def get(self, sha: str) -> bytes: ...
 
@@ -90,12 +92,33 @@ class FileBlobStore:
             except BaseException:
                 os.unlink(tmp.name)
                 raise
+        self._keep(tmp.name, sha)
+        return sha, size
+
+    def put_stream(self, chunks: Iterable[bytes]) -> tuple[str, int]:
+        """Writes a stream (a pipe, a decompressed or re-encoded file) as it comes, hashing it on
+        the way, so no more than a chunk of it is ever in memory."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        size = 0
+        with tempfile.NamedTemporaryFile(dir=self.root, delete=False) as tmp:
+            try:
+                for chunk in chunks:
+                    digest.update(chunk)
+                    tmp.write(chunk)
+                    size += len(chunk)
+            except BaseException:
+                os.unlink(tmp.name)
+                raise
+        self._keep(tmp.name, digest.hexdigest())
+        return digest.hexdigest(), size
+
+    def _keep(self, written: str, sha: str) -> None:
         if self.has(sha):
-            os.unlink(tmp.name)
+            os.unlink(written)
         else:
             self._path(sha).parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp.name, self._path(sha))
-        return sha, size
+            os.replace(written, self._path(sha))
 
     def file_of(self, sha: str) -> Path | None:
         """The blob's own file, for a sandbox to bind read-only instead of receiving a copy.

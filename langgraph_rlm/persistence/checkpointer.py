@@ -9,6 +9,7 @@ from pathlib import Path
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
+from langgraph_rlm.extras import POSTGRES, require
 from langgraph_rlm.graph.config import RLMSettings
 
 DATABASE = "threads.sqlite"
@@ -17,9 +18,8 @@ DATABASE = "threads.sqlite"
 @asynccontextmanager
 async def open_checkpointer(settings: RLMSettings) -> AsyncIterator[BaseCheckpointSaver]:
     if settings.db:
-        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-
-        async with AsyncPostgresSaver.from_conn_string(settings.db) as saver:
+        postgres = require("langgraph.checkpoint.postgres.aio", "postgres", POSTGRES)
+        async with postgres.AsyncPostgresSaver.from_conn_string(settings.db) as saver:
             await saver.setup()
             yield saver
         return

@@ -1,19 +1,41 @@
-"""Turning what the user gave (file paths or text) into stored, named contexts."""
+"""Turning what the user gave (text, a file, a folder, a pipe) into stored, named contexts of
+UTF-8 text: the CLI, `rlm init` and the graph's own path contexts all come through `ingest`."""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import logging
 import os
-from collections.abc import Sequence
+import select
+import stat
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from typing_extensions import TypedDict
 
-from langgraph_rlm.persistence.blobs import BlobStore
+from langgraph_rlm.extras import MissingExtra
+from langgraph_rlm.persistence.blobs import CHUNK, BlobStore
+from langgraph_rlm.persistence.encodings import (
+    UTF8,
+    NotText,
+    all_utf8,
+    as_utf8,
+    looks_binary,
+    text_encoding,
+    valid_utf8,
+)
+from langgraph_rlm.persistence.folders import folder_files
+from langgraph_rlm.persistence.sources import is_plain, open_source
 from langgraph_rlm.sandboxes.worker.protocol import SHA
 
 PREVIEW_CHARS = 300
 SNIFF_BYTES = 1 << 16
+FOLDER_SNIFF_BYTES = 1 << 13
+MIB = 1 << 20
+PIPE_WAIT = 0.2
 
 
 class ContextRef(TypedDict):
@@ -31,23 +53,28 @@ class ContextError(ValueError):
     """A context that cannot be used; the message is one line for the user."""
 
 
-def check_context_file(path: str | Path) -> Path:
-    """The file's absolute path, or ContextError saying why it cannot be a context."""
-    file = Path(path).expanduser()
-    if not file.exists():
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Intake:
+    """What taking contexts in tells the user, and how much one folder may hold: the CLI prints
+    `warn` and `say` on stderr, the graph streams its warnings as events."""
+
+    warn: Callable[[str], None] = log.warning
+    say: Callable[[str], None] = log.info
+    folder_limit_mb: int = 1024
+
+
+def check_context_path(path: str | Path) -> Path:
+    """The path as given (a pipe such as /dev/stdin must not resolve to its /proc name), or
+    ContextError saying why it cannot be a context."""
+    given = Path(path).expanduser()
+    if not given.exists():
         raise ContextError(f"context file not found: {path}")
-    if file.is_dir():
-        raise ContextError(f"context is a directory, not a file: {path} (pass its files, or use --allow-dir)")
-    if not os.access(file, os.R_OK):
+    if not os.access(given, os.R_OK):
         raise ContextError(f"context file is not readable: {path}")
-    try:
-        with open(file, "rb") as handle:
-            head = handle.read(SNIFF_BYTES)
-    except OSError as exc:
-        raise ContextError(f"context file cannot be read: {path} ({exc.strerror})") from None
-    if b"\0" in head:
-        raise ContextError(f"context file looks binary, not text: {path}")
-    return file.resolve()
+    return given
 
 
 def surely_text(item: str) -> bool:
@@ -56,12 +83,13 @@ def surely_text(item: str) -> bool:
 
 
 def is_context_path(item: str, folders: Sequence[Path] | None = None) -> bool:
-    """Whether a string names a file to read (anywhere, or only inside `folders` when given);
-    anything else is taken as the text itself, without looking at the disk for it."""
+    """Whether a string names a file, a folder or a pipe to read (anywhere, or only inside
+    `folders` when given); anything else is taken as the text itself, without looking at the
+    disk for it."""
     if surely_text(item):
         return False
     try:
-        return within(item, folders) and Path(item).expanduser().is_file()
+        return within(item, folders) and Path(item).expanduser().exists()
     except (OSError, ValueError):
         return False
 
@@ -104,17 +132,147 @@ def describe_blob(sha: str, index: int, blobs: BlobStore) -> ContextRef:
     return ContextRef(name=name, label=name, source=None, sha=sha, size=len(data), preview=preview)
 
 
-def ingest(item: str, index: int, blobs: BlobStore, folders: Sequence[Path] | None = None) -> ContextRef:
-    """Stores a path's file (or a text given inline) once, by content, and describes it; with
-    `folders`, only files inside them are read (what a remote caller may name)."""
-    name = f"context_{index}"
+def ingest(
+    item: str,
+    index: int,
+    blobs: BlobStore,
+    folders: Sequence[Path] | None = None,
+    intake: Intake | None = None,
+) -> list[ContextRef]:
+    """Stores what a path holds (or a text given inline) once, by content, and describes it; a
+    folder gives one context per file. With `folders`, only paths inside them are read (what a
+    remote caller may name)."""
     if is_context_path(item, folders):
-        path = check_context_file(item)
+        return ingest_path(check_context_path(item), index, blobs, intake or Intake())
+    return [text_ref(item, f"context_{index}", blobs)]
+
+
+def ingest_path(path: Path, index: int, blobs: BlobStore, intake: Intake) -> list[ContextRef]:
+    if path.is_dir():
+        return folder_refs(path, index, blobs, intake)
+    ref = file_ref(path, path.name, f"context_{index}", blobs, intake)
+    if not ref["size"]:
+        intake.warn(f"{ref['label']} is empty")
+    return [ref]
+
+
+def folder_refs(root: Path, index: int, blobs: BlobStore, intake: Intake) -> list[ContextRef]:
+    """Every text file under `root` that is not empty, labelled with its path there; nothing is
+    stored when they hold more than the folder limit."""
+    files = [path for path in folder_files(root) if path.stat().st_size and is_text_file(path)]
+    total = sum(path.stat().st_size for path in files)
+    if total > intake.folder_limit_mb * MIB:
+        raise ContextError(
+            f"{root} holds {amount(total)} of text files, over the limit of {intake.folder_limit_mb:,} MiB "
+            "(max_folder_mb: --max-folder-mb, RLM_MAX_FOLDER_MB)"
+        )
+    if not files:
+        raise ContextError(
+            f"{root} has no text files to read (hidden, binary and .gitignored ones are left out)"
+        )
+    intake.say(f"{root}: {len(files):,} text file(s), {amount(total)}")
+    return [
+        file_ref(path, path.relative_to(root).as_posix(), f"context_{index + n}", blobs, intake)
+        for n, path in enumerate(files)
+    ]
+
+
+def is_text_file(path: Path) -> bool:
+    """A folder's binary files are passed over, as git's diff does: by a look at their head."""
+    try:
+        with open_source(path) as stream:
+            head = stream.read(FOLDER_SNIFF_BYTES)
+    except MissingExtra:
+        return True
+    except Exception:
+        return False
+    return not looks_binary(head) and text_encoding(head, complete=len(head) < FOLDER_SNIFF_BYTES) is not None
+
+
+def file_ref(path: Path, label: str, name: str, blobs: BlobStore, intake: Intake) -> ContextRef:
+    """A regular file stays the context's `source` (the sandbox may open it); a pipe is read once,
+    so its context has none."""
+    regular = stat.S_ISREG(path.stat().st_mode)
+    try:
+        if is_plain(path):
+            sha, size = stored_plain(path, label, blobs, intake)
+        else:
+            with open_source(path) as stream:
+                if not regular and not at_end(stream):
+                    intake.say(f"reading {label}…")
+                sha, size = stored_stream(stream, label, blobs, intake)
+    except (ContextError, MissingExtra):
+        raise
+    except Exception as exc:
+        reason = getattr(exc, "strerror", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ContextError(f"{label} cannot be read: {reason}") from None
+    source = str(path.resolve()) if regular else None
+    return ContextRef(name=name, label=label, source=source, sha=sha, size=size, preview=preview(blobs, sha))
+
+
+def at_end(stream: BinaryIO) -> bool:
+    """Whether a pipe ended before anything came (a caller's stdin left empty): said only when
+    text comes, or is waited for."""
+    return bool(select.select([stream], [], [], PIPE_WAIT)[0]) and not stream.peek(1)
+
+
+def stored_plain(path: Path, label: str, blobs: BlobStore, intake: Intake) -> tuple[str, int]:
+    """A UTF-8 file is copied in the kernel, then its copy checked (a pass over memory the copy
+    just filled); a file that is not UTF-8 after all is read again, decoded."""
+    with open(path, "rb") as handle:
+        head = handle.read(SNIFF_BYTES)
+    if b"\0" not in head and valid_utf8(head, complete=len(head) < SNIFF_BYTES):
         sha, size = blobs.put_file(path)
-        with open(path, "rb") as handle:
-            preview = handle.read(PREVIEW_CHARS * 4).decode("utf-8", "replace")[:PREVIEW_CHARS]
-        return ContextRef(name=name, label=path.name, source=str(path), sha=sha, size=size, preview=preview)
-    return text_ref(item, name, blobs)
+        with contextlib.closing(blobs.open(sha).file) as stored:
+            if all_utf8(chunks_of(stored)):
+                return sha, size
+    with open(path, "rb") as handle:
+        return stored_stream(handle, label, blobs, intake)
+
+
+def stored_stream(stream: BinaryIO, label: str, blobs: BlobStore, intake: Intake) -> tuple[str, int]:
+    head = stream.read(SNIFF_BYTES)
+    if looks_binary(head):
+        raise ContextError(f"{label} looks binary, not text")
+    try:
+        return blobs.put_stream(as_utf8(itertools.chain([head], chunks_of(stream)), label, intake.warn))
+    except NotText as exc:
+        raise ContextError(str(exc)) from None
+
+
+def chunks_of(stream: BinaryIO) -> Iterator[bytes]:
+    return iter(lambda: stream.read(CHUNK), b"")
+
+
+def preview(blobs: BlobStore, sha: str) -> str:
+    with contextlib.closing(blobs.open(sha).file) as stored:
+        return stored.read(PREVIEW_CHARS * 4).decode(UTF8, "replace")[:PREVIEW_CHARS]
+
+
+def amount(size: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"
+
+
+def joined(stored: Sequence[ContextRef], refs: Iterable[ContextRef]) -> list[ContextRef]:
+    """`refs` not already among `stored` (the same bytes from the same source), in order; one
+    without a name is named by its place, `context_N`, and labelled so unless it has a label."""
+    added: list[ContextRef] = []
+    for ref in refs:
+        if any((ref["sha"], ref["source"]) == (c["sha"], c["source"]) for c in [*stored, *added]):
+            continue
+        if not ref["name"]:
+            name = f"context_{len(stored) + len(added)}"
+            ref = ContextRef(ref, name=name, label=ref["label"] or name)
+        added.append(ref)
+    return added
+
+
+def unnamed(refs: Iterable[ContextRef]) -> list[ContextRef]:
+    """References to be named where they join a thread's contexts (see `joined`)."""
+    return [ContextRef(ref, name="") for ref in refs]
 
 
 def text_ref(text: str, name: str, blobs: BlobStore) -> ContextRef:

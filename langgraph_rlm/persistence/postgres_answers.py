@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 
+from langgraph_rlm.extras import POSTGRES, require
 from langgraph_rlm.llm.usage import Usage
 
 SCHEMA = (
@@ -16,8 +17,7 @@ SCHEMA = (
 
 class PostgresAnswerStore:
     def __init__(self, url: str) -> None:
-        import psycopg
-
+        psycopg = require("psycopg", "postgres", POSTGRES)
         self.connection = psycopg.connect(url, autocommit=True)
         self.lock = threading.Lock()
         with self.lock:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from langgraph_rlm.extras import POSTGRES, require
 from langgraph_rlm.persistence.blobs import CHUNK, BlobNotFound, OpenBlob
 
 SCHEMA = """
@@ -22,8 +23,7 @@ CREATE TABLE IF NOT EXISTS rlm_blobs (
 
 class PostgresBlobStore:
     def __init__(self, url: str) -> None:
-        import psycopg
-
+        psycopg = require("psycopg", "postgres", POSTGRES)
         self.connection = psycopg.connect(url, autocommit=True)
         self.lock = threading.Lock()
         with self.lock:
@@ -55,6 +55,11 @@ class PostgresBlobStore:
         if not self.has(digest.hexdigest()):
             self.put(data)
         return digest.hexdigest(), len(data)
+
+    def put_stream(self, chunks: Iterable[bytes]) -> tuple[str, int]:
+        """A bytea value is sent whole, so the stream is gathered first."""
+        data = b"".join(chunks)
+        return self.put(data), len(data)
 
     def get(self, sha: str) -> bytes:
         row = self._one("SELECT data FROM rlm_blobs WHERE sha = %s", sha)

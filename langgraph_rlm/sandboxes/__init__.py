@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from langgraph_rlm.extras import MissingExtra
 from langgraph_rlm.sandboxes.base import Sandbox, SandboxSpec, SandboxUnavailable
 from langgraph_rlm.sandboxes.docker import DockerSandbox
 from langgraph_rlm.sandboxes.e2b import E2BSandbox
@@ -17,8 +18,12 @@ def make_sandbox(kind: str, spec: SandboxSpec) -> Sandbox:
 
 
 def check_available(kind: str) -> None:
-    """SandboxUnavailable, with what to do instead, when `kind` cannot run here."""
+    """SandboxUnavailable, with what to do instead, when `kind` cannot run here (its extra not
+    installed included)."""
     if kind in BACKENDS:
-        BACKENDS[kind].check_available()
+        try:
+            BACKENDS[kind].check_available()
+        except MissingExtra as exc:
+            raise SandboxUnavailable(str(exc)) from None
         return
     raise SandboxUnavailable(f"unknown sandbox {kind!r}: choose local, docker, e2b or process")

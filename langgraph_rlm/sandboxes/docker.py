@@ -15,6 +15,7 @@ import socket
 import struct
 from typing import Any
 
+from langgraph_rlm.extras import require
 from langgraph_rlm.sandboxes.base import (
     SandboxSpec,
     SandboxUnavailable,
@@ -42,10 +43,14 @@ ENVIRONMENT = {
 HINT = "start the Docker daemon, or choose --sandbox local, e2b or process"
 
 
-def docker_client() -> Any:
-    """A client that has answered a ping; SandboxUnavailable with one line otherwise."""
-    import docker
+def docker_module() -> Any:
+    return require("docker", "docker", "--sandbox docker")
 
+
+def docker_client() -> Any:
+    """A client that has answered a ping; SandboxUnavailable (or MissingExtra) with one line
+    otherwise."""
+    docker = docker_module()
     try:
         client = docker.from_env(timeout=10)
         client.ping()
@@ -54,6 +59,17 @@ def docker_client() -> Any:
         where = os.environ.get("DOCKER_HOST", "the default socket")
         raise SandboxUnavailable(f"Docker is not reachable at {where} ({reason}): {HINT}") from None
     return client
+
+
+def docker_fix(said: str) -> str:
+    """What to do about what the Docker engine said when it refused the container."""
+    lowered = said.lower()
+    if "bind source path does not exist" in lowered or "no such file or directory" in lowered:
+        return (
+            "a file the container binds is missing; check that the context files and the state dir "
+            "(--state-dir) exist on the machine the Docker daemon runs on, then run again"
+        )
+    return "see `rlm doctor`, or choose --sandbox local, e2b or process"
 
 
 def host_label() -> str:
@@ -139,23 +155,28 @@ class DockerSandbox:
         }
 
     async def start(self) -> WorkerChannel:
-        import docker
-
+        docker = docker_module()
         client = await asyncio.to_thread(docker_client)
         await asyncio.to_thread(remove_orphans, client)
         await asyncio.to_thread(remove_stale_pipes)
         self.blob_pipe = BlobPipe()
         try:
-            await to_thread_to_the_end(self._create, client)
-        except docker.errors.ImageNotFound:
-            await asyncio.to_thread(self._pull, client)
-            await to_thread_to_the_end(self._create, client)
-        self.attached = await asyncio.to_thread(
-            client.api.attach_socket,
-            self.container.id,
-            params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1},
-        )
-        await asyncio.to_thread(self.container.start)
+            try:
+                await to_thread_to_the_end(self._create, client)
+            except docker.errors.ImageNotFound:
+                await asyncio.to_thread(self._pull, client)
+                await to_thread_to_the_end(self._create, client)
+            self.attached = await asyncio.to_thread(
+                client.api.attach_socket,
+                self.container.id,
+                params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1},
+            )
+            await asyncio.to_thread(self.container.start)
+        except docker.errors.APIError as exc:
+            await self.stop()
+            said = " ".join(str(exc.explanation or exc).split())[:300]
+            message = f"Docker could not start the sandbox ({said}): {docker_fix(said)}"
+            raise SandboxUnavailable(message) from None
         reader, self.writer = await asyncio.open_connection(sock=self.attached._sock, limit=READ_CHUNK)
         self.stream = AttachStream(reader)
         channel = WorkerChannel(self.stream, self.writer, self.spec.memory_mb << 20)
@@ -178,9 +199,11 @@ class DockerSandbox:
         try:
             client.images.pull(image)
         except Exception as exc:
+            said = " ".join(str(getattr(exc, "explanation", None) or exc).split())[:240]
             raise SandboxUnavailable(
                 f"the Docker image {image} is not here and could not be pulled "
-                f"({str(exc).splitlines()[0][:160]}): set --docker-image to an image with python3"
+                f"({said}): set --docker-image to an image with python3 that is "
+                "here (`docker images`) or that the daemon can pull"
             ) from None
 
     async def describe_exit(self) -> str:

@@ -15,6 +15,7 @@ import json
 import os
 from typing import Any
 
+from langgraph_rlm.extras import require
 from langgraph_rlm.persistence.blobs import OpenBlob
 from langgraph_rlm.sandboxes.base import SandboxSpec, SandboxUnavailable, WorkerDied, WorkerRefused
 from langgraph_rlm.sandboxes.channel import Frame, Payload, RequestHandler, RequestServer, done_for
@@ -38,6 +39,10 @@ makes the server start a fresh one, so a worker that was refused or died is neve
 leaves no thread of its own behind."""
 FORGET_TIMEOUT = 5.0
 DELIVERY_ATTEMPTS = 3
+
+
+def code_interpreter() -> Any:
+    return require("e2b_code_interpreter", "e2b", "--sandbox e2b")
 
 
 def debug_mode() -> bool:
@@ -151,6 +156,7 @@ class E2BSandbox:
 
     @classmethod
     def check_available(cls) -> None:
+        code_interpreter()
         if not os.environ.get("E2B_API_KEY", "").strip() and not debug_mode():
             raise SandboxUnavailable(
                 "E2B_API_KEY is not set: create a key at e2b.dev and export it, or choose --sandbox local, "
@@ -158,12 +164,11 @@ class E2BSandbox:
             )
 
     async def start(self) -> E2BChannel:
-        from e2b_code_interpreter import AsyncSandbox
-
         self.check_available()
+        sandbox_class = code_interpreter().AsyncSandbox
         workdir = self.spec.e2b_workdir
         try:
-            self.sandbox = await self._connect(AsyncSandbox) or await AsyncSandbox.create()
+            self.sandbox = await self._connect(sandbox_class) or await sandbox_class.create()
             for target, source in await asyncio.to_thread(worker_files, workdir):
                 await self.sandbox.files.write(target, source)
             limits = f"{self.spec.memory_mb}, {self.spec.big_value_bytes}, {self.spec.max_processes}"

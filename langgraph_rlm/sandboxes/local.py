@@ -24,9 +24,10 @@ MEMORY_HEADROOM_MB = 256
 NAMESPACES = ("--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try")
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")
 SYSTEM_FILES = ("/etc/ld.so.cache", "/etc/localtime", "/etc/alternatives")
+OTHER_SANDBOXES = "choose another sandbox: --sandbox docker, e2b, or process (no isolation)"
 INSTALL_HINT = (
     "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap) "
-    "or choose another sandbox: --sandbox docker, --sandbox e2b, or --sandbox process (no isolation)"
+    f"or {OTHER_SANDBOXES}"
 )
 
 
@@ -150,5 +151,22 @@ class LocalSandbox(ProcessSandbox):
 
     def unavailable_message(self, reason: str) -> str:
         if reason.startswith("bwrap"):
-            return f"bubblewrap could not start the sandbox ({reason}); {INSTALL_HINT}"
+            return f"bubblewrap could not start the sandbox ({reason}): {bwrap_fix(reason)}"
         return super().unavailable_message(reason)
+
+
+def bwrap_fix(said: str) -> str:
+    """What to do about what bwrap said; it is installed, since it said something."""
+    lowered = said.lower()
+    if "can't find source path" in lowered:
+        return (
+            "a file the sandbox binds is missing; check that the context files and the state dir "
+            "(--state-dir) still exist, then run again"
+        )
+    if any(sign in lowered for sign in ("namespace", "uid map", "operation not permitted")):
+        return (
+            "this machine does not let bubblewrap make the namespaces it needs (a container without "
+            "them, kernel.unprivileged_userns_clone=0, or Ubuntu's "
+            f"kernel.apparmor_restrict_unprivileged_userns=1): allow them, or {OTHER_SANDBOXES}"
+        )
+    return f"see `rlm doctor`, or {OTHER_SANDBOXES}"

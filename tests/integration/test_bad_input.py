@@ -40,9 +40,12 @@ def test_missing_context_file(tmp_path):
     assert_one_line_error(done, "context file not found", "nope.txt", code=2)
 
 
-def test_directory_as_context(tmp_path):
-    done = run_rlm(["run", "q", "--context", str(tmp_path), *LOCAL, "http://127.0.0.1:9/v1"], tmp_path)
-    assert_one_line_error(done, "is a directory", code=2)
+def test_directory_without_text_files_as_context(tmp_path):
+    (tmp_path / "empty").mkdir()
+    done = run_rlm(
+        ["run", "q", "--context", str(tmp_path / "empty"), *LOCAL, "http://127.0.0.1:9/v1"], tmp_path
+    )
+    assert_one_line_error(done, "has no text files", code=2)
 
 
 def test_binary_context(tmp_path):
@@ -73,7 +76,7 @@ def test_unknown_sandbox_flag_and_variable(tmp_path):
     done = run_rlm(["run", "q", "--sandbox", "vm"], tmp_path)
     assert_one_line_error(done, "--sandbox", "'vm'", code=2)
     done = run_rlm(["run", "q", *LOCAL, "http://127.0.0.1:9/v1"], tmp_path, env={"RLM_SANDBOX": "vm"})
-    assert_one_line_error(done, "unknown sandbox 'vm'", code=2)
+    assert_one_line_error(done, "RLM_SANDBOX must be one of", "'vm'", code=2)
 
 
 def test_bad_setting_values(tmp_path):
@@ -130,7 +133,7 @@ def test_model_server_down_names_the_endpoint_and_what_to_check(tmp_path, text_f
     need_bwrap()
     done = run_rlm(["run", "q", "--context", str(text_file), *LOCAL, "http://127.0.0.1:9/v1"], tmp_path)
     expected = ("root model call failed", "at http://127.0.0.1:9/v1: cannot connect", "--api-base", "network")
-    assert_one_line_error(done, *expected, code=1)
+    assert_one_line_error(done, *expected, code=5)
 
 
 def test_model_server_answering_garbage_then_resume_loses_nothing(tmp_path, text_file):
@@ -139,7 +142,7 @@ def test_model_server_answering_garbage_then_resume_loses_nothing(tmp_path, text
         done = run_rlm(
             ["run", "q", "--context", str(text_file), *LOCAL, server.url, "-q", "--thread", "g"], tmp_path
         )
-    assert_one_line_error(done, "root model call failed", code=1)
+    assert_one_line_error(done, "root model call failed", code=5)
 
     def model(messages):
         return "```repl\nFINAL(context)\n```" if is_root_call(messages) else "summary"

@@ -418,7 +418,7 @@ def test_flags_win_over_environment_variables(tmp_path):
         flags = ["--sub-model", "openai/from-flag", "--max-iterations", "2"]
         from_flags = run_rlm(["run", "q", "--thread", "flags", *base, *flags], tmp_path, env=env)
         flag_models = {r["model"] for r in server.log if not is_root_call(r["messages"])}
-    assert from_env.returncode == 0 and from_flags.returncode == 0, from_env.stderr + from_flags.stderr
+    assert from_env.returncode == 3 and from_flags.returncode == 3, from_env.stderr + from_flags.stderr
     assert env_models == {"from-env"} and "ended by max_iterations (1 steps)" in " ".join(
         from_env.stderr.split()
     )

@@ -87,7 +87,7 @@ def test_a_sandbox_that_cannot_be_restarted_ends_the_run_and_the_thread_resumes(
         flags = ["--model", "openai/m", "--sub-model", "openai/m", "--api-base", server.url]
         env = {"PATH": f"{wrapper.parent}:{os.environ['PATH']}"}
         failed = run_rlm(["run", "the question", *flags], tmp_path, env=env)
-        assert failed.returncode == 1, failed.stdout
+        assert failed.returncode == 6, failed.stdout
         assert failed.stdout == ""
         lines = failed.stderr.strip().splitlines()
         assert lines[-1].startswith("error:") and "No space left on device" in lines[-1]

@@ -418,7 +418,8 @@ async def test_custom_stream_mode_yields_steps_code_output_and_sub_calls(tmp_pat
     graph = compile_graph(root, tmp_path)
     events = [e async for e in graph.astream({"query": "q"}, config(), stream_mode="custom")]
     kinds = [e["event"] for e in events]
-    assert kinds[:2] == ["step", "code"] and kinds[-3:] == ["step", "code", "output"]
+    assert kinds[:2] == ["step", "code"] and kinds[-5:] == ["step", "code", "output", "answer", "summarising"]
+    assert events[-2] == {"event": "answer", "answer": "done", "stop_reason": "final"}
     first_step, first_code = events[0], events[1]
     assert first_step["iteration"] == 1 and first_step["blocks"] == [code]
     assert first_step["usage"]["root_calls"] == 1

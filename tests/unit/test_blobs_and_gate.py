@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from langgraph_rlm.persistence.blobs import COPY_STEP, BlobNotFound, FileBlobStore
-from langgraph_rlm.persistence.contexts import ContextError, check_context_file, checked_ref, ingest
+from langgraph_rlm.persistence.contexts import ContextError, check_context_path, checked_ref, ingest
 from langgraph_rlm.sandboxes.file_gate import FileGate
 
 
@@ -61,12 +61,12 @@ def test_ingest_names_contexts_and_keeps_a_short_preview(tmp_path):
     store = FileBlobStore(tmp_path / "blobs")
     path = tmp_path / "log.txt"
     path.write_text("line\n" * 1000)
-    ref = ingest(str(path), 2, store)
+    [ref] = ingest(str(path), 2, store)
     assert ref["name"] == "context_2" and ref["label"] == "log.txt" and ref["source"] == str(path)
     assert ref["size"] == 5000 and len(ref["preview"]) == 300
-    inline = ingest("not a path, just text", 0, store)
+    [inline] = ingest("not a path, just text", 0, store)
     assert inline["source"] is None and store.get(inline["sha"]) == b"not a path, just text"
-    long_line = ingest("x" * 1000, 1, store)
+    [long_line] = ingest("x" * 1000, 1, store)
     assert long_line["source"] is None and long_line["size"] == 1000
 
 
@@ -77,9 +77,9 @@ def test_with_folders_only_files_inside_them_are_read_and_symlinks_do_not_lead_o
     (shared / "ok.txt").write_text("shared text")
     (private / "secret.txt").write_text("secret")
     (shared / "link.txt").symlink_to(private / "secret.txt")
-    assert store.get(ingest(str(shared / "ok.txt"), 0, store, [shared])["sha"]) == b"shared text"
+    assert store.get(ingest(str(shared / "ok.txt"), 0, store, [shared])[0]["sha"]) == b"shared text"
     for outside in (private / "secret.txt", shared / "link.txt", shared / ".." / "private" / "secret.txt"):
-        ref = ingest(str(outside), 0, store, [shared])
+        [ref] = ingest(str(outside), 0, store, [shared])
         assert ref["source"] is None and store.get(ref["sha"]) == str(outside).encode()
 
 
@@ -101,13 +101,11 @@ def test_a_context_reference_is_taken_only_as_far_as_the_store_and_folders_confi
 
 def test_context_file_checks(tmp_path):
     with pytest.raises(ContextError, match="not found"):
-        check_context_file(tmp_path / "missing")
-    with pytest.raises(ContextError, match="directory"):
-        check_context_file(tmp_path)
+        check_context_path(tmp_path / "missing")
     binary = tmp_path / "b.bin"
     binary.write_bytes(b"ab\0cd")
     with pytest.raises(ContextError, match="binary"):
-        check_context_file(binary)
+        ingest(str(binary), 0, FileBlobStore(tmp_path / "blobs"))
 
 
 def test_file_gate_allows_only_named_files_and_folders(tmp_path: Path):
