@@ -13,6 +13,7 @@ _PUBLIC = {
     "RLMInput": "langgraph_rlm.graph.state",
     "RLMOutput": "langgraph_rlm.graph.state",
     "RLMState": "langgraph_rlm.graph.state",
+    "ThreadBusy": "langgraph_rlm.persistence.leases",
 }
 __all__ = sorted(_PUBLIC)
 

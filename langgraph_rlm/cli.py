@@ -8,6 +8,7 @@ any earlier run left off.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import re
 import stat
@@ -54,6 +55,9 @@ EXIT_MODEL_FAILED = 5
 """The root model could not be reached or failed for good; the thread resumes when asked again."""
 EXIT_SANDBOX_FAILED = 6
 """The sandbox could not start or was lost; the thread resumes when asked again."""
+EXIT_BUSY = 7
+"""Another run held the thread past --wait; nothing was asked, the thread is as that run leaves it."""
+DEFAULT_WAIT = 30.0
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
 """Ctrl-C, SIGTERM: the thread is saved up to its last step."""
 STOPPED_BY = {EXIT_INTERRUPTED: "interrupted", EXIT_TERMINATED: "terminated"}
@@ -87,6 +91,21 @@ def settings_options(command: Callable) -> Callable:
         "--thread", default=DEFAULT_THREAD, show_default=True, help="Conversation to use or resume."
     )(command)
     return quiet_option(command)
+
+
+def wait_options(command: Callable) -> Callable:
+    """How long a run waits for a thread another run holds (persistence.leases)."""
+    command = click.option(
+        "--no-wait", is_flag=True, help="Fail at once (status 7) if another run holds the thread."
+    )(command)
+    return click.option(
+        "--wait",
+        type=click.FloatRange(min=0),
+        default=DEFAULT_WAIT,
+        show_default=True,
+        metavar="SECONDS",
+        help="How long to wait for a thread another run holds before giving up (status 7).",
+    )(command)
 
 
 def quiet_option(command: Callable) -> Callable:
@@ -218,8 +237,11 @@ def handle_errors(command: Callable) -> Callable:
 def failure_status(exc: Exception) -> int:
     """Which part failed: the model, the sandbox, or something else."""
     from langgraph_rlm.llm.root import ModelCallFailed
+    from langgraph_rlm.persistence.leases import ThreadBusy
     from langgraph_rlm.sandboxes.base import SandboxLost, SandboxUnavailable, WorkerDied
 
+    if isinstance(exc, ThreadBusy):
+        return EXIT_BUSY
     if isinstance(exc, ModelCallFailed):
         return EXIT_MODEL_FAILED
     if isinstance(exc, (SandboxLost, SandboxUnavailable, WorkerDied)):
@@ -235,6 +257,10 @@ def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
 
 def say_error(message: str) -> None:
     stderr.print(Text.assemble(("error:", "red"), " ", literal(message)), soft_wrap=True)
+
+
+def warn(message: str) -> None:
+    note(f"warning: {message}", "yellow")
 
 
 def note(text: str, style: str = "") -> None:
@@ -274,6 +300,13 @@ def main() -> None:
 
     The text stays in a sandboxed Python REPL; the model explores it with code and sub-model calls.
     """
+    quiet_library_warnings()
+
+
+def quiet_library_warnings() -> None:
+    """psycopg warns of a pipeline it could not close once PostgreSQL went away (a restart): a
+    line beside the one that says the run failed."""
+    logging.getLogger("psycopg").setLevel(logging.CRITICAL)
 
 
 @main.command()
@@ -287,8 +320,17 @@ def main() -> None:
     help="A file, a folder (its text files) or - for stdin, to ask about (repeatable).",
 )
 @settings_options
+@wait_options
 @handle_errors
-def run(question: str, contexts: tuple[str, ...], thread: str, quiet: bool, **options: Any) -> None:
+def run(
+    question: str,
+    contexts: tuple[str, ...],
+    thread: str,
+    quiet: bool,
+    wait: float,
+    no_wait: bool,
+    **options: Any,
+) -> None:
     """Answer QUESTION about the --context files (and text piped in); the answer alone goes to
     stdout, as soon as it is recorded (the turn's summary comes after). The exit status says how
     the question ended (README: exit statuses)."""
@@ -297,7 +339,7 @@ def run(question: str, contexts: tuple[str, ...], thread: str, quiet: bool, **op
         contexts = (*contexts, PIPED)
     try:
         settings, paths = prepare(question, contexts, options, thread, progress)
-        answer = run_async(ask(question, paths, settings, thread, progress))
+        answer = run_async(ask(question, paths, settings, thread, progress, 0.0 if no_wait else wait))
     finally:
         progress.close()
     status = answer.conclude()
@@ -315,8 +357,11 @@ def run(question: str, contexts: tuple[str, ...], thread: str, quiet: bool, **op
     help="A file, a folder (its text files) or - for stdin, to ask about (repeatable).",
 )
 @settings_options
+@wait_options
 @handle_errors
-def chat(contexts: tuple[str, ...], thread: str, quiet: bool, **options: Any) -> None:
+def chat(
+    contexts: tuple[str, ...], thread: str, quiet: bool, wait: float, no_wait: bool, **options: Any
+) -> None:
     """An interactive conversation; every turn is saved to the thread as it ends."""
     if any(reads_stdin(item) for item in contexts):
         raise UserError("chat reads its questions from stdin, so a context cannot come from it")
@@ -344,7 +389,7 @@ def chat(contexts: tuple[str, ...], thread: str, quiet: bool, **options: Any) ->
         progress = Progress(stderr, quiet)
         progress.begin(f"asking {settings.root_model()}", keep=False)
         try:
-            run_async(ask(question, paths, settings, thread, progress)).conclude()
+            run_async(ask(question, paths, settings, thread, progress, 0.0 if no_wait else wait)).conclude()
         finally:
             progress.close()
         paths = []
@@ -400,7 +445,7 @@ def init(paths: tuple[str, ...], thread: str, **store: str | None) -> None:
     from langgraph_rlm.threads import add_contexts
 
     settings = build_settings(store)
-    added = run_async(add_contexts(settings, thread, stored_contexts(paths, settings, quiet=False)))
+    added = run_async(add_contexts(settings, thread, stored_contexts(paths, settings, quiet=False), warn))
     for ref in added:
         stderr.print(literal(f"{ref['name']}: {ref['label']} ({ref['size']:,} bytes)"))
     stderr.print(literal(f"{len(added)} new context(s) in thread {thread}", "dim"))
@@ -469,33 +514,46 @@ def reset(thread: str, **store: str | None) -> None:
 
 def forget_thread(settings: RLMSettings, thread: str) -> None:
     """`rlm reset`, and chat's /reset."""
-    from langgraph_rlm.threads import reset_thread, thread_values
+    from langgraph_rlm.threads import reset_thread
 
-    if run_async(thread_values(settings, thread)) is None:
+    done = run_async(reset_thread(settings, thread, warn))
+    if done is None:
         raise UserError(f"no thread named {thread!r} in {where(settings)}")
-    removed, freed = run_async(reset_thread(settings, thread))
-    stderr.print(literal(f"thread {thread} reset; {removed} blob(s) collected, {freed:,} bytes freed"))
+    collected = f"{done.blobs} blob(s) collected, {done.bytes:,} bytes freed"
+    if done.unreadable:
+        unknown = ", ".join(sorted(done.unreadable))
+        collected = f"no blob collected, since a checkpoint of thread(s) {unknown} cannot be read"
+    stderr.print(literal(f"thread {thread} reset; {collected}"), soft_wrap=True)
 
 
 @main.command()
 @click.option("--thread", default=DEFAULT_THREAD, show_default=True, help="The thread to move back.")
-@click.option("--to", "checkpoint", required=True, metavar="CHECKPOINT", help="The checkpoint to go back to.")
+@click.option(
+    "--to",
+    "checkpoint",
+    metavar="CHECKPOINT",
+    help="The checkpoint to go back to; without it, the newest one that loads.",
+)
 @store_options
 @handle_errors
-def rewind(thread: str, checkpoint: str, **store: str | None) -> None:
+def rewind(thread: str, checkpoint: str | None, **store: str | None) -> None:
     """Go back to an earlier checkpoint of a thread, such as the one a warning named when a new
-    question left an unfinished one behind: ask that question again to resume it. Nothing is
-    deleted; the later turns stay in the thread's checkpoints."""
-    from langgraph_rlm.threads import UnknownCheckpoint, has_threads, rewind_thread
+    question left an unfinished one behind: ask that question again to resume it. Without --to,
+    a thread whose newest checkpoint cannot be loaded goes back to the newest one that can.
+    Nothing is deleted; the later turns stay in the thread's checkpoints."""
+    from langgraph_rlm.threads import UnknownCheckpoint, has_threads, rewind_thread, unfinished
 
     settings = build_settings(store)
     if not has_threads(settings):
         raise UserError(f"no thread named {thread!r} in {where(settings)}")
     try:
-        head = run_async(rewind_thread(settings, thread, checkpoint))
+        head = run_async(rewind_thread(settings, thread, checkpoint, warn))
     except UnknownCheckpoint as exc:
         raise UserError(f"{exc} in {where(settings)}") from None
-    where_now = "unfinished: ask it again to resume it" if head.next else "answered"
+    if head is None:
+        stderr.print(literal(f"thread {thread} loads as it is: nothing to go back to"), soft_wrap=True)
+        return
+    where_now = "unfinished: ask it again to resume it" if unfinished(head) else "answered"
     question = head.values.get("query") or "(none)"
     said = f"thread {thread} is back at the question {question!r} ({where_now})"
     stderr.print(literal(said), soft_wrap=True)
@@ -860,12 +918,12 @@ def stored_contexts(items: tuple[str, ...], settings: RLMSettings, quiet: bool) 
         if not quiet:
             stderr.print(literal(message, "dim"))
 
-    def warn(message: str) -> None:
+    def warned(message: str) -> None:
         if not quiet:
-            stderr.print(literal(f"warning: {message}", "yellow"))
+            warn(message)
 
     blobs = shared_blob_store(settings.db, settings.state_dir)
-    intake = Intake(warn=warn, say=say, folder_limit_mb=settings.max_folder_mb)
+    intake = Intake(warn=warned, say=say, folder_limit_mb=settings.max_folder_mb)
     refs = []
     try:
         for item in items:
@@ -945,9 +1003,10 @@ class Answer:
 
 
 async def ask(
-    question: str, paths: list[str], settings: RLMSettings, thread: str, progress: Progress
+    question: str, paths: list[str], settings: RLMSettings, thread: str, progress: Progress, wait: float
 ) -> Answer:
     from langgraph_rlm.approver import TerminalApprover
+    from langgraph_rlm.llm.root import ModelCallFailed
     from langgraph_rlm.sandboxes.base import SandboxLost
     from langgraph_rlm.threads import UnfinishedTurn, run_turn
 
@@ -955,17 +1014,21 @@ async def ask(
     progress.show_code = approver is None
     answer = Answer(progress)
     try:
-        await run_turn(settings, thread, question, paths, answer, approver)
+        await run_turn(settings, thread, question, paths, answer, approver, wait)
         return answer
     except UnfinishedTurn as exc:
         raise UserError(str(exc)) from None
     except EOFError:
         raise UserError("no answer to the approval prompt; ask the same question again to resume") from None
+    except ModelCallFailed as exc:
+        raise ModelCallFailed(f"{exc}; {RESUME_HINT}") from None
     except SandboxLost as exc:
         raise SandboxLost(
-            f"the run stopped, its thread saved up to the last step (ask the same question again to "
-            f"resume it): {exc}"
+            f"the run stopped, its thread saved up to the last step ({RESUME_HINT}): {exc}"
         ) from None
+
+
+RESUME_HINT = "ask the same question again to resume it"
 
 
 def show_status(thread: str, values: dict[str, Any]) -> None:

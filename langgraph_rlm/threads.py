@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import shlex
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.constants import START
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, StateSnapshot
 
@@ -18,9 +18,10 @@ from langgraph_rlm.graph.builder import build_rlm_graph
 from langgraph_rlm.graph.config import RLMSettings
 from langgraph_rlm.graph.resources import close_sandboxes, resources_for
 from langgraph_rlm.graph.state import ContextRef
-from langgraph_rlm.persistence.checkpointer import DATABASE, open_checkpointer
+from langgraph_rlm.persistence.checkpointer import DATABASE, open_checkpointer, select, store_errors
 from langgraph_rlm.persistence.collect import live_blobs, snapshot_blobs, sweep
 from langgraph_rlm.persistence.contexts import joined
+from langgraph_rlm.persistence.leases import turn_lease
 
 RESUMING = "resuming the unfinished question from its last step"
 
@@ -31,6 +32,29 @@ class UnfinishedTurn(RuntimeError):
 
 class UnknownCheckpoint(LookupError):
     """`rlm rewind --to` named a checkpoint the thread does not have."""
+
+
+class BrokenThread(RuntimeError):
+    """A checkpoint of the thread cannot be loaded: its bytes are corrupt, or a write it replays
+    cannot be applied. Going back to the newest one that loads, or a reset, recovers the thread."""
+
+    def __init__(self, thread: str, cause: Exception) -> None:
+        why = " ".join(f"{type(cause).__name__}: {cause}".split())
+        name = shlex.quote(thread)
+        super().__init__(
+            f"thread {thread!r} cannot be loaded ({why[:160]}); `rlm rewind --thread {name}` takes it back "
+            f"to its newest checkpoint that loads, `rlm reset --thread {name}` forgets it"
+        )
+
+
+async def loaded_state(graph: CompiledStateGraph, config: dict[str, Any]) -> StateSnapshot:
+    """The thread's state at `config`, or BrokenThread when its checkpoint cannot be loaded."""
+    try:
+        return await graph.aget_state(config)
+    except store_errors():
+        raise
+    except Exception as exc:
+        raise BrokenThread(config["configurable"]["thread_id"], exc) from exc
 
 
 @asynccontextmanager
@@ -55,24 +79,35 @@ async def run_turn(
     paths: list[str],
     on_event: Callable[[dict], None],
     approve: Callable[[dict], Awaitable[dict]] | None = None,
+    wait: float = 0.0,
 ) -> str:
     """Asks one question on a thread, or finishes the same question if a crash interrupted it.
     A different question leaves an unfinished one in the conversation, where `rlm rewind` can
     go back to it; one that was answered but not yet summarised is finished first. `approve`
     answers each request for approval of a cell (`approve_code`) while the sandboxes stay up,
-    so the REPL the cell runs in is the one the person saw."""
-    async with open_thread_graph(settings) as graph:
+    so the REPL the cell runs in is the one the person saw. The turn holds the thread's lease
+    from before it reads the thread, approvals included, waiting up to `wait` seconds for a
+    busy thread (then ThreadBusy)."""
+
+    def say(message: str) -> None:
+        on_event({"event": "warning", "message": message})
+
+    async with (
+        turn_lease(settings.db, settings.state_dir, thread, wait, say),
+        open_thread_graph(settings) as graph,
+    ):
         config = thread_config(thread, settings)
-        current = await graph.aget_state(config)
+        current = await loaded_state(graph, config)
+        asked = await question_asked(graph, current)
         payload: dict[str, Any] | None = {"query": question, "contexts": paths}
         try:
-            if current.next and current.values.get("query") == question:
+            if asked == question:
                 on_event({"event": "warning", "message": RESUMING})
                 payload = None
-            elif current.values.get("answer") is not None and current.next:
+            elif asked == current.values.get("query") and current.values.get("answer") is not None:
                 await run_to_end(graph, None, config, settings, without_answers(on_event), approve)
-            elif current.next:
-                on_event({"event": "warning", "message": left_behind(thread, current)})
+            elif asked is not None:
+                on_event({"event": "warning", "message": left_behind(thread, current, asked)})
             values = await run_to_end(graph, payload, config, settings, on_event, approve)
         finally:
             await close_sandboxes()
@@ -95,7 +130,7 @@ async def run_to_end(
     while True:
         async for event in graph.astream(given, config, context=settings, stream_mode="custom"):
             on_event(event)
-        ended = await graph.aget_state(config)
+        ended = await loaded_state(graph, config)
         if not ended.interrupts:
             return ended.values
         if approve is None:
@@ -104,37 +139,92 @@ async def run_to_end(
         given = Command(resume=await approve(ended.interrupts[0].value))
 
 
+def unfinished(snapshot: StateSnapshot) -> bool:
+    """Whether the thread stopped mid-question. A step whose nodes all finished but whose own
+    checkpoint was never written (the process died in between) names no `next` node: only its
+    tasks, whose writes were kept, say that the question goes on."""
+    return bool(snapshot.next or snapshot.tasks)
+
+
+async def question_asked(graph: CompiledStateGraph, head: StateSnapshot) -> str | None:
+    """The question the thread stopped in the middle of, if any. One whose process died before
+    its first node ran is still only the input of its first checkpoint, not in the state."""
+    if not unfinished(head):
+        return None
+    if head.next == (START,):
+        saved = await graph.checkpointer.aget_tuple(head.config)
+        return (saved.checkpoint["channel_values"].get(START) or {}).get("query") if saved else None
+    return head.values.get("query")
+
+
 def without_answers(on_event: Callable[[dict], None]) -> Callable[[dict], None]:
     """An earlier turn's events, finished on the way to a new question: its answer was shown."""
     return lambda event: None if event.get("event") == "answer" else on_event(event)
 
 
-def left_behind(thread: str, unfinished: StateSnapshot) -> str:
+def left_behind(thread: str, unfinished: StateSnapshot, question: str | None) -> str:
     """The warning for a question left unfinished, naming the command that goes back to it."""
     checkpoint = unfinished.config["configurable"]["checkpoint_id"]
     command = shlex.join(["rlm", "rewind", "--thread", thread, "--to", checkpoint])
     return (
-        f"thread {thread} has an unfinished question ({unfinished.values.get('query')!r}); this one starts "
+        f"thread {thread} has an unfinished question ({question!r}); this one starts "
         f"a new turn after it. To go back and finish it instead: {command}, then ask it again"
     )
 
 
-async def rewind_thread(settings: RLMSettings, thread: str, checkpoint: str) -> StateSnapshot:
+def changing(settings: RLMSettings, thread: str, say: Callable[[str], None]) -> AbstractAsyncContextManager:
+    """The lease a command that changes a thread outside a run holds (rewind, init, reset): such a
+    change under a running question would be lost or break the thread, so a busy thread is
+    ThreadBusy at once, never waited for."""
+    return turn_lease(settings.db, settings.state_dir, thread, 0.0, say)
+
+
+async def rewind_thread(
+    settings: RLMSettings, thread: str, checkpoint: str | None, say: Callable[[str], None]
+) -> StateSnapshot | None:
     """Makes a copy of one of the thread's checkpoints its newest, so the next run continues from
     there: a question that checkpoint was working on resumes when asked again. Every checkpoint
-    stays, the ones after it included. Returns the thread's new head."""
-    async with open_thread_graph(settings) as graph:
+    stays, the ones after it included. With no `checkpoint`, the newest one that loads: a thread
+    whose newest cannot be loaded goes back to where it last could be. Returns the thread's new
+    head, or None when its newest checkpoint is the one to go back to."""
+    async with changing(settings, thread, say), open_thread_graph(settings) as graph:
+        if checkpoint is None:
+            ids = [row[0] for row in await select(graph.checkpointer, CHECKPOINT_IDS, thread)]
+            if not ids:
+                raise UnknownCheckpoint(f"no thread named {thread!r}")
+            checkpoint = await newest_loadable(graph, thread, ids)
+            if checkpoint == ids[0]:
+                return None
         named = {"configurable": {"thread_id": thread, "checkpoint_ns": "", "checkpoint_id": checkpoint}}
         saved = await graph.checkpointer.aget_tuple(named)
         if saved is None:
             raise UnknownCheckpoint(f"thread {thread!r} has no checkpoint {checkpoint!r}")
         await graph.aupdate_state(saved.config, None, as_node="__copy__")
-        return await graph.aget_state(thread_config(thread, settings))
+        return await loaded_state(graph, thread_config(thread, settings))
 
 
-async def add_contexts(settings: RLMSettings, thread: str, refs: list[ContextRef]) -> list[ContextRef]:
+CHECKPOINT_IDS = (
+    "SELECT checkpoint_id FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = '' "
+    "ORDER BY checkpoint_id DESC"
+)
+
+
+async def newest_loadable(graph: CompiledStateGraph, thread: str, ids: list[str]) -> str:
+    """The first of `ids` (newest first) whose checkpoint loads."""
+    for checkpoint in ids:
+        try:
+            await loaded_state(graph, {"configurable": {"thread_id": thread, "checkpoint_id": checkpoint}})
+        except BrokenThread:
+            continue
+        return checkpoint
+    raise UnknownCheckpoint(f"thread {thread!r} has no checkpoint that loads (`rlm reset` forgets it)")
+
+
+async def add_contexts(
+    settings: RLMSettings, thread: str, refs: list[ContextRef], say: Callable[[str], None]
+) -> list[ContextRef]:
     """Adds stored contexts (persistence.contexts.ingest) to a thread without asking anything (`rlm init`)."""
-    async with open_thread_graph(settings) as graph:
+    async with changing(settings, thread, say), open_thread_graph(settings) as graph:
         config = thread_config(thread, settings)
         stored = [
             c for c in (await graph.aget_state(config)).values.get("contexts", []) if isinstance(c, dict)
@@ -150,7 +240,7 @@ async def thread_values(settings: RLMSettings, thread: str) -> dict[str, Any] | 
     if not has_threads(settings):
         return None
     async with open_thread_graph(settings) as graph:
-        values = (await graph.aget_state(thread_config(thread, settings))).values
+        values = (await loaded_state(graph, thread_config(thread, settings))).values
     if not values:
         return None
     snapshot = values.get("repl", {}).get("snapshot")
@@ -177,7 +267,7 @@ async def list_threads(settings: RLMSettings, hidden: str | None = None) -> tupl
             except Exception as exc:
                 rows.append({"thread": thread, "ts": "", "broken": f"{type(exc).__name__}: {exc}"})
                 continue
-            rows.append({"thread": thread, "ts": state.created_at or "", "unfinished": bool(state.next)})
+            rows.append({"thread": thread, "ts": state.created_at or "", "unfinished": unfinished(state)})
             rows[-1].update(state.values)
     return rows, len(names) - len(shown)
 
@@ -192,21 +282,29 @@ async def thread_names(saver: BaseCheckpointSaver) -> list[str]:
     """Every thread, the one with the oldest last step first (checkpoint ids grow with time), read
     from LangGraph's `checkpoints` table without loading a checkpoint: one that cannot be loaded
     is still listed."""
-    if isinstance(saver, AsyncSqliteSaver):
-        await saver.setup()
-        async with saver.conn.execute(THREAD_NAMES) as cursor:
-            return [row[0] for row in await cursor.fetchall()]
-    async with saver.conn.cursor() as cursor:  # type: ignore[attr-defined]
-        await cursor.execute(THREAD_NAMES)
-        return [row["thread_id"] for row in await cursor.fetchall()]
+    return [row[0] for row in await select(saver, THREAD_NAMES)]
 
 
-async def reset_thread(settings: RLMSettings, thread: str) -> tuple[int, int]:
-    """Forgets a thread and its sub-call answers; blobs no other checkpoint refers to are collected.
-    Returns (blobs, bytes)."""
-    async with open_thread_graph(settings) as graph:
-        await graph.checkpointer.adelete_thread(thread)
+class Reset(NamedTuple):
+    blobs: int
+    bytes: int
+    unreadable: set[str]
+    """Threads with a checkpoint that cannot be read: while there is one, no blob is collected."""
+
+
+async def reset_thread(settings: RLMSettings, thread: str, say: Callable[[str], None]) -> Reset | None:
+    """Forgets a thread and its sub-call answers, whatever state it is in: its checkpoints are
+    deleted, never loaded. Blobs no other checkpoint refers to are collected. None when there is
+    no such thread."""
+    if not has_threads(settings):
+        return None
+    async with changing(settings, thread, say), open_checkpointer(settings) as saver:
+        if not await select(saver, CHECKPOINT_IDS, thread):
+            return None
+        await saver.adelete_thread(thread)
         resources = await resources_for(settings)
         await asyncio.to_thread(resources.answers.forget, thread)
-        blobs = resources.blobs
-        return sweep(blobs, await live_blobs(graph.checkpointer, blobs), grace_seconds=0)
+        live, unreadable = await live_blobs(saver, resources.blobs)
+    if unreadable:
+        return Reset(0, 0, unreadable)
+    return Reset(*sweep(resources.blobs, live, grace_seconds=0), unreadable)

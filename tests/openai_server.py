@@ -8,6 +8,7 @@ so a test can prove concurrency from overlapping requests instead of timing a ru
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +28,11 @@ class HTTPFailure(Exception):
         super().__init__(message)
         self.status = status
         self.headers = headers or {}
+
+
+class Dropped(Exception):
+    """Raised by a script: the server sends half of a reply and closes the connection, as a proxy
+    or a provider going down mid-reply does."""
 
 
 class ScriptedOpenAIServer(LoopbackServer):
@@ -92,6 +98,9 @@ class ScriptedOpenAIServer(LoopbackServer):
                     error = {"error": {"message": str(failure), "type": "scripted", "code": failure.status}}
                     self.reply(failure.status, json.dumps(error).encode(), headers=failure.headers)
                     return
+                except Dropped:
+                    self.drop()
+                    return
                 except Exception as exc:  # the test's script failed: say so like a provider would
                     self._send(500, {"error": {"message": f"script error: {exc}", "type": "server_error"}})
                     return
@@ -133,6 +142,17 @@ class ScriptedOpenAIServer(LoopbackServer):
                         },
                     },
                 )
+
+            def drop(self) -> None:
+                body = json.dumps({"id": "chatcmpl-test", "choices": [{"message": {"content": "x" * 200}}]})
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body[: len(body) // 2].encode())
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
 
             def _send(self, status: int, payload: dict[str, Any]) -> None:
                 self.reply(status, json.dumps(payload).encode())

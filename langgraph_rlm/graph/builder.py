@@ -32,7 +32,7 @@ from langgraph_rlm.graph.run_settings import RunContext, settings_for_run
 from langgraph_rlm.graph.state import RLMInput, RLMOutput, RLMState
 from langgraph_rlm.nodes.check_final import check_final
 from langgraph_rlm.nodes.compact_memory import compact_memory
-from langgraph_rlm.nodes.execute import execute
+from langgraph_rlm.nodes.execute import after_execute, execute
 from langgraph_rlm.nodes.generate_code import generate_code
 from langgraph_rlm.nodes.start_turn import start_turn
 from langgraph_rlm.prompts import system_template
@@ -48,6 +48,8 @@ class RLMGraph(StateGraph):
     where the builder's settings keep blobs, before it runs (see entry)."""
 
     text_store: tuple[str | None, str] = (None, ".rlm")
+    thread_leases = True
+    """Whether a run with a thread holds its lease (see entry); not where a server serialises them."""
 
     def compile(self, *args: Any, name: str | None = None, **kwargs: Any) -> CompiledStateGraph:
         compiled = super().compile(*args, name=name or GRAPH_NAME, **kwargs)
@@ -116,7 +118,7 @@ def build_rlm_graph(
     graph.add_edge(START, "start_turn")
     graph.add_edge("start_turn", "generate_code")
     graph.add_edge("generate_code", "execute")
-    graph.add_edge("execute", "check_final")
+    graph.add_conditional_edges("execute", after_execute, ["execute", "check_final"])
     return graph
 
 
@@ -128,5 +130,9 @@ def with_active_time(result: Any, seconds: float) -> Any:
     return {**(result or {}), "active_seconds": seconds}
 
 
-graph = build_rlm_graph().compile().with_config(recursion_limit=RECURSION_LIMIT)
-"""For langgraph.json: no checkpointer of its own, the server supplies one; settings from RLM_*."""
+served = build_rlm_graph()
+served.thread_leases = False
+graph = served.compile().with_config(recursion_limit=RECURSION_LIMIT)
+"""For langgraph.json: no checkpointer of its own, the server supplies one; settings from RLM_*.
+The server runs a thread's runs one at a time itself (its multitask strategies), so the graph
+takes no lease there."""

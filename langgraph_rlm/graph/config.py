@@ -155,7 +155,11 @@ class RLMSettings:
     max_depth: int = setting(
         1, "How deep rlm_query may recurse; at the limit it becomes a plain llm_query.", env="RLM_MAX_DEPTH"
     )
-    cell_timeout: float = setting(120.0, "Seconds one REPL cell may run.", env="RLM_CELL_TIMEOUT")
+    cell_timeout: float = setting(
+        120.0,
+        "Seconds one REPL cell may run, and a restore of the REPL from its snapshot in all.",
+        env="RLM_CELL_TIMEOUT",
+    )
     memory_limit: int = setting(4096, "Memory limit of the REPL, in MiB.", env="RLM_MEMORY_LIMIT")
     max_processes: int = setting(64, "Processes the REPL may run at once.", env="RLM_MAX_PROCESSES")
     max_stored_mb: int = setting(

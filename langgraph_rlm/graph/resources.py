@@ -52,6 +52,7 @@ class Resources:
             key, lambda: ReplSession(lambda: self._sandbox(settings.sandbox, spec, shas), self.blobs, gate)
         )
         session.gate.allow(files)
+        session.restore_seconds = settings.cell_timeout
         return session
 
     def _sandbox(self, kind: str, spec: SandboxSpec, shas: list[str]) -> Sandbox:

@@ -2,29 +2,59 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 import operator
 from dataclasses import dataclass, field
 from typing import Annotated, Any, NotRequired
 
-from langchain_core.messages import AnyMessage
+from langchain_core.messages import AnyMessage, RemoveMessage
 from langgraph.channels.delta import DeltaChannel
 from langgraph.channels.ephemeral_value import EphemeralValue
-from langgraph.graph.message import add_messages
+from langgraph.graph.message import REMOVE_ALL_MESSAGES, add_messages
 from langgraph.managed import RemainingSteps
 from pydantic import Field
 from typing_extensions import TypedDict
 
 from langgraph_rlm.llm.usage import Usage, add_usage
+from langgraph_rlm.nodes.approval import Review
 from langgraph_rlm.persistence.contexts import ContextRef
 from langgraph_rlm.trajectory.records import SubCalls
+
+log = logging.getLogger(__name__)
 
 
 def add_message_batches(messages: list[AnyMessage], batches: list[Any]) -> list[AnyMessage]:
     """`add_messages` over a batch of writes: checkpoints then store each step's new messages
     once, not the whole conversation again at every step."""
     for batch in batches:
-        messages = add_messages(messages, batch)
+        messages = add_messages(messages, without_unknown_removals(messages, batch))
     return messages
+
+
+def without_unknown_removals(messages: list[AnyMessage], batch: Any) -> Any:
+    """A removal of a message the conversation does not have is skipped, where `add_messages`
+    would raise on every load of the thread from then on. Two runs of one step from one
+    checkpoint store the first run's messages (the key of a write is its checkpoint, task and
+    index, and the first write wins); the other run goes on with messages of its own, and its
+    compaction then removes ids that replaying the stored writes never made."""
+    if not isinstance(batch, list) or not any(isinstance(m, RemoveMessage) for m in batch):
+        return batch
+    known = {m.id for m in messages} | {REMOVE_ALL_MESSAGES}
+    kept = []
+    for message in batch:
+        if isinstance(message, RemoveMessage) and message.id not in known:
+            skipped_removal(message.id)
+            continue
+        known.add(getattr(message, "id", None))
+        kept.append(message)
+    return kept
+
+
+@functools.cache
+def skipped_removal(message_id: str | None) -> None:
+    """Said once a process: the thread is replayed at every load."""
+    log.warning("skipped removing message %s, which the conversation does not have", message_id)
 
 
 class ReplRef(TypedDict):
@@ -82,6 +112,7 @@ class RLMState:
     turn_start: int = 0
     started_at: float = 0.0
     approve_code: bool = False
+    review: Review | None = None
     active_seconds: Annotated[float, operator.add] = 0.0
     usage: Annotated[Usage, add_usage] = field(default_factory=dict)
     total_usage: Annotated[Usage, add_usage] = field(default_factory=dict)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 from collections.abc import Iterator
 
 from langchain_core.messages import AIMessage, HumanMessage
@@ -28,14 +29,18 @@ SHORT_REPLY = 200
 
 
 async def execute(state: RLMState, config: RunnableConfig, runtime: Runtime[RLMSettings]) -> dict:
+    started = time.monotonic()
     settings, emit = runtime.context, runtime.stream_writer
     if not state.pending_code:
         return {} if state.stop_reason else reply_without_code(state)
-    reviewing = settings.approve_code or state.approve_code
-    reviewed = review(state.pending_code, state.iteration) if reviewing else Reviewed(state.pending_code)
+    reviewed = Reviewed(state.pending_code)
+    if settings.approve_code or state.approve_code:
+        reviewed = review(state.pending_code, state.iteration, state.review)
+        if not isinstance(reviewed, Reviewed):
+            return {"review": reviewed}
     if not reviewed.blocks:
         report = step_report([], reviewed, len(state.pending_code))
-        return {"messages": [HumanMessage(report)], "pending_code": []}
+        return {"messages": [HumanMessage(report)], "pending_code": [], "review": None}
     resources = await resources_for(settings)
     router = SubCallRouter(
         settings.sub_model,
@@ -58,13 +63,14 @@ async def execute(state: RLMState, config: RunnableConfig, runtime: Runtime[RLMS
         cache=resources.sub_call_cache(settings, state.session),
         trace=step_run(config),
     )
-    timeout = min(settings.cell_timeout, max(1.0, settings.max_time - state.active_seconds))
     session = await resources.session(state.session, settings, state.contexts, state.repl.get("sandbox"))
     results: list[CellResult] = []
     quota = (settings.max_stored_mb << 20) - state.usage.get("stored_bytes", 0)
     stored = 0
     async with session.lock:
         await session.ensure(state.repl["snapshot"])
+        spent = state.active_seconds + time.monotonic() - started  # the restore's time counts
+        timeout = min(settings.cell_timeout, max(1.0, settings.max_time - spent))
         for code in reviewed.blocks:
             emit({"event": "code", "iteration": state.iteration, "code": code})
             result = await session.run(
@@ -99,9 +105,15 @@ async def execute(state: RLMState, config: RunnableConfig, runtime: Runtime[RLMS
         "limit_hit": router.budget.reached,
         "subcalls": router.log.written(),
         "pending_code": [],
+        "review": None,
         "usage": (usage := add_usage(router.usage, {"stored_bytes": stored})),
         "total_usage": usage,
     }
+
+
+def after_execute(state: RLMState) -> str:
+    """The node runs again while the step's blocks wait for answers (see nodes/approval.py)."""
+    return "execute" if state.review else "check_final"
 
 
 def code_steps(state: RLMState) -> Iterator[tuple[tuple[str, ...], str]]:

@@ -47,6 +47,7 @@ async def start_turn(state: RLMState, config: RunnableConfig, runtime: Runtime[R
         "stop_reason": None,
         "limit_hit": None,
         "pending_code": [],
+        "review": None,
     }
 
 

@@ -76,7 +76,12 @@ class FileBlobStore:
             target = self._path(sha)
             target.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp:
-                tmp.write(data)
+                try:
+                    tmp.write(data)
+                    tmp.flush()
+                except BaseException:
+                    os.unlink(tmp.name)
+                    raise
             os.replace(tmp.name, target)
         return sha
 

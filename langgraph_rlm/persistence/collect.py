@@ -10,8 +10,10 @@ from typing import Any
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from langgraph_rlm.persistence.blobs import BlobNotFound, BlobStore
+from langgraph_rlm.persistence.checkpointer import select, store_errors
 
 GRACE_SECONDS = 3600.0
+THREADS = "SELECT DISTINCT thread_id FROM checkpoints"
 
 
 def snapshot_blobs(snapshot: str, blobs: BlobStore) -> set[str]:
@@ -29,11 +31,21 @@ def referenced(values: dict[str, Any], blobs: BlobStore) -> set[str]:
     return refs | (snapshot_blobs(snapshot, blobs) if snapshot else set())
 
 
-async def live_blobs(checkpointer: BaseCheckpointSaver, blobs: BlobStore) -> set[str]:
+async def live_blobs(checkpointer: BaseCheckpointSaver, blobs: BlobStore) -> tuple[set[str], set[str]]:
+    """The blobs the checkpoints refer to, and the threads with a checkpoint that cannot be read.
+    Each thread is read on its own, so a broken one does not stop the others' reading; what an
+    unreadable checkpoint refers to is unknown, so while there is one no blob may be collected."""
     live: set[str] = set()
-    async for saved in checkpointer.alist(None):
-        live |= referenced(saved.checkpoint.get("channel_values", {}), blobs)
-    return live
+    unreadable: set[str] = set()
+    for (thread,) in await select(checkpointer, THREADS):
+        try:
+            async for saved in checkpointer.alist({"configurable": {"thread_id": thread}}):
+                live |= referenced(saved.checkpoint.get("channel_values", {}), blobs)
+        except store_errors():
+            raise
+        except Exception:
+            unreadable.add(thread)
+    return live, unreadable
 
 
 def sweep(blobs: BlobStore, live: Iterable[str], grace_seconds: float = GRACE_SECONDS) -> tuple[int, int]:

@@ -28,11 +28,18 @@ class ByteStream(Protocol):
 
     async def readexactly(self, n: int) -> bytes: ...
 
+    def at_eof(self) -> bool: ...
+
 
 class Channel(Protocol):
     """What a session needs of a worker's channel, whatever carries it."""
 
     at: str | None
+
+    @property
+    def closed(self) -> bool:
+        """The worker's end is known to be gone, without asking it anything."""
+        ...
 
     async def call(self, message: Frame, handle: RequestHandler) -> Frame: ...
 
@@ -48,6 +55,11 @@ class WorkerChannel:
         self.writer = writer
         self.max_blob = max_blob
         self._calls = 0
+
+    @property
+    def closed(self) -> bool:
+        """Between commands the worker writes nothing, so the end of its output is its end."""
+        return self.reader.at_eof()
 
     async def send(self, message: Frame, data: Payload | None = None) -> None:
         try:

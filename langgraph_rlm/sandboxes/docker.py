@@ -276,6 +276,9 @@ class AttachStream:
         del self.buffer[:n]
         return data
 
+    def at_eof(self) -> bool:
+        return not self.buffer and self.reader.at_eof()
+
     async def _fill(self) -> bool:
         """Reads one piece of stdout (at most READ_CHUNK bytes); False at the end of the stream."""
         try:

@@ -50,6 +50,9 @@ def debug_mode() -> bool:
 
 
 class E2BChannel:
+    closed = False
+    """A remote sandbox that went away is found by the next command, which reports it."""
+
     def __init__(self, sandbox: Any, workdir: str, at: str | None, max_blob: int) -> None:
         self.sandbox = sandbox
         self.workdir = workdir

@@ -18,11 +18,13 @@ from langgraph_rlm.sandboxes.base import Sandbox, SandboxLost, WorkerDied, Worke
 from langgraph_rlm.sandboxes.blob_access import BlobAccess
 from langgraph_rlm.sandboxes.channel import Channel, Frame, Reply, RequestHandler
 from langgraph_rlm.sandboxes.file_gate import FileGate
-from langgraph_rlm.sandboxes.worker.protocol import manifest_blobs
+from langgraph_rlm.sandboxes.worker.protocol import manifest_blobs, overran, value_seconds
 
 HARD_TIMEOUT_GRACE = 10.0
-RESTORE_STEP_SECONDS = 30.0
-"""How long one variable may take to load before the host drops it and restores the rest."""
+RESTORE_SECONDS = 120.0
+RESTORE_PATIENCE = 1.5
+"""How many times a value's share the host waits for the worker's alarm to drop it (see
+protocol.value_seconds)."""
 CONTEXT_FIELDS = ("name", "label", "source", "sha")
 
 
@@ -49,6 +51,16 @@ class CellResult:
     snapshot_seconds: float = 0.0
 
 
+@dataclass
+class RestoreProgress:
+    """What the worker said of a restore so far: the value it is loading (since when), and the
+    values it dropped."""
+
+    loading: str | None = None
+    since: float = 0.0
+    dropped: dict[str, str] = field(default_factory=dict)
+
+
 class ReplSession:
     def __init__(self, make_sandbox: Callable[[], Sandbox], blobs: BlobStore, gate: FileGate) -> None:
         self.make_sandbox = make_sandbox
@@ -59,6 +71,11 @@ class ReplSession:
         self.channel: Channel | None = None
         self.at: str | None = None
         self.dropped: dict[str, str] = {}
+        self.restore_seconds = RESTORE_SECONDS
+        """How long a restore may take in all: a run sets its cell timeout."""
+        self.pruned: dict[str, str] = {}
+        """Snapshots restored without values that had to be dropped, each to the snapshot of what
+        did load: asked for again, the session goes to the latter, and tries none of them again."""
         self.lock = asyncio.Lock()
         self.last_used = time.monotonic()
         self.warming: asyncio.Task | None = None
@@ -67,7 +84,7 @@ class ReplSession:
         """Starts bringing the worker to `snapshot` in the background, so a sandbox starts (and a
         REPL restores) while the root model thinks; whoever takes the lock next waits for it. A
         failure here is left for that `ensure` to meet again and report."""
-        if self.lock.locked() or (self.channel is not None and self.at == snapshot):
+        if self.lock.locked() or (self.channel is not None and self.at == self._target(snapshot)):
             return
         self.warming = asyncio.create_task(self._warm(snapshot))
         self.warming.add_done_callback(lambda task: task.cancelled() or task.exception())
@@ -79,8 +96,13 @@ class ReplSession:
             await self.ensure(snapshot)
 
     async def ensure(self, snapshot: str | None) -> None:
-        """Brings the worker to `snapshot` (None: a fresh namespace), restoring only if needed."""
+        """Brings the worker to `snapshot` (None: a fresh namespace), restoring only if needed. A
+        worker that died since its last cell (killed from outside) is replaced before the next
+        cell, which then runs, instead of being reported as a cell that failed."""
         self.last_used = time.monotonic()
+        snapshot = self._target(snapshot)
+        if self.channel is not None and self.channel.closed:
+            await self.close(keep=False)
         if self.channel is not None and self.at == snapshot:
             return
         if self.channel is None or snapshot is None:
@@ -90,7 +112,8 @@ class ReplSession:
             self.access.allow(manifest_blobs(await self._manifest(snapshot)))
         elif snapshot is not None:
             await self._restore(snapshot)
-        self.at = snapshot
+        else:
+            self.at = None
 
     async def run(
         self,
@@ -127,24 +150,21 @@ class ReplSession:
             snapshot = await self._call(
                 {"op": "snapshot"}, handle, bound, f"the snapshot after the cell did not finish in {bound:g}s"
             )
-            manifest = self.access.check_snapshot(snapshot.get("manifest") or {})
+            manifest = await self._keep(snapshot.get("manifest"))
         except WorkerDied as exc:
             return await self._recover(exc)
-        result = CellResult(
+        return CellResult(
             stdout=done.get("stdout", ""),
             stderr=done.get("stderr", ""),
             error=done.get("error"),
             final=done.get("final"),
-            variables=manifest.pop("variables"),
+            snapshot=self.at,
+            variables=manifest["variables"],
             lost=manifest["lost"],
             dropped=self._take_dropped(),
             stored_bytes=self.access.stored,
+            snapshot_seconds=time.perf_counter() - started,
         )
-        manifest_bytes = json.dumps(manifest, sort_keys=True).encode()
-        result.snapshot = self.at = await asyncio.to_thread(self.blobs.put, manifest_bytes)
-        self.access.allow([result.snapshot])
-        result.snapshot_seconds = time.perf_counter() - started
-        return result
 
     @property
     def sandbox_id(self) -> str | None:
@@ -178,10 +198,10 @@ class ReplSession:
         else:
             what = await self.sandbox.describe_exit() if self.sandbox else str(exc)
             what += " (for example os._exit, a crash, or running out of memory)"
-        snapshot = self.at
+        before = self.at
         await self.close(keep=False)
         try:
-            await self.ensure(snapshot)
+            await self.ensure(before)
         except Exception as exc:
             await self.close(keep=False)
             reason = " ".join(str(exc).split()) or type(exc).__name__
@@ -191,7 +211,7 @@ class ReplSession:
                 f"WorkerDied: {what}. A fresh worker was started and the REPL restored to its state "
                 "before this cell."
             ),
-            snapshot=snapshot,
+            snapshot=self.at,
             dropped=self._take_dropped(),
         )
 
@@ -203,41 +223,67 @@ class ReplSession:
     async def _manifest(self, snapshot: str) -> dict[str, Any]:
         return json.loads(await asyncio.to_thread(self.blobs.get, snapshot))
 
+    def _target(self, snapshot: str | None) -> str | None:
+        return self.pruned.get(snapshot, snapshot) if snapshot is not None else None
+
+    async def _keep(self, manifest: Any) -> dict[str, Any]:
+        """Stores a snapshot manifest the worker sent, once checked, and moves the session to it."""
+        checked = self.access.check_snapshot(manifest if isinstance(manifest, dict) else {})
+        stored = {key: value for key, value in checked.items() if key != "variables"}
+        self.at = await asyncio.to_thread(self.blobs.put, json.dumps(stored, sort_keys=True).encode())
+        self.access.allow([self.at])
+        return checked
+
     async def _restore(self, snapshot: str) -> None:
-        """Loads the snapshot; a variable whose loading fails is dropped, and one whose loading
-        hangs (a hostile __reduce__) costs a fresh worker that restores the rest without it."""
+        """Loads the snapshot in at most `restore_seconds` in all. The worker drops a value that
+        fails to load or overruns its share of that time; one whose loading hangs past the
+        worker's own alarm costs a fresh worker that restores the rest without it, in what time
+        is left. The model is told once what was dropped, and the session moves to the snapshot of
+        what did load, so the next restore, and the next checkpoint, leave them out."""
         manifest = await self._manifest(snapshot)
         self.access.allow([snapshot, *manifest_blobs(manifest)])
         names = [*manifest["values"], *manifest.get("modules", {})]
-        skipped: dict[str, str] = {}
+        deadline = time.monotonic() + self.restore_seconds
+        progress = RestoreProgress()
         for _ in range(len(names) + 2):
-            loading: list[str] = []
-            command = {"op": "restore", "manifest": manifest, "skip": sorted(skipped)}
+            seconds = max(0.0, deadline - time.monotonic())
+            command = {
+                "op": "restore",
+                "manifest": manifest,
+                "skip": sorted(progress.dropped),
+                "seconds": seconds,
+            }
             try:
-                done = await self._watched(command, loading)
+                done = await self._watched(command, progress, deadline)
                 break
-            except WorkerHung:
-                reason = f"loading it did not finish in {RESTORE_STEP_SECONDS:g}s"
-                culprit = loading[-1] if loading and loading[-1] not in skipped else None
-                skipped.update({culprit: reason} if culprit else dict.fromkeys(names, reason))
+            except WorkerHung as exc:
+                culprit = progress.loading if progress.loading not in progress.dropped else None
+                progress.dropped.update({culprit: str(exc)} if culprit else dict.fromkeys(names, str(exc)))
                 await self._restart()
         else:
             raise WorkerRefused(f"the REPL snapshot {snapshot[:12]} could not be restored")
-        self.dropped.update({**skipped, **done.get("missing", {})})
+        if not progress.dropped:
+            self.at = snapshot
+            return
+        self.dropped.update(progress.dropped)
+        await self._keep(done.get("manifest"))
+        self.pruned[snapshot] = self.at
 
-    async def _watched(self, command: Frame, loading: list[str]) -> Frame:
-        """A restore may take long in all, but each variable must make progress in time."""
+    async def _watched(self, command: Frame, progress: RestoreProgress, deadline: float) -> Frame:
+        """Waits for the restore while each value's loading keeps to its share of the time left."""
         assert self.channel is not None
-        task = asyncio.ensure_future(self.channel.call(command, self._handler(None, loading)))
-        seen = -1
+        task = asyncio.ensure_future(self.channel.call(command, self._handler(None, progress)))
+        progress.loading, progress.since = None, time.monotonic()
         try:
             while True:
-                finished, _ = await asyncio.wait({task}, timeout=RESTORE_STEP_SECONDS)
+                loading, since = progress.loading, progress.since
+                share = value_seconds(deadline - since)
+                wait = since + share * RESTORE_PATIENCE - time.monotonic()
+                finished, _ = await asyncio.wait({task}, timeout=max(0.0, wait))
                 if finished:
                     return task.result()
-                if len(loading) == seen:
-                    raise WorkerHung(f"restoring {loading[-1] if loading else 'the snapshot'} hung")
-                seen = len(loading)
+                if (progress.loading, progress.since) == (loading, since):
+                    raise WorkerHung(overran(share))
         except asyncio.CancelledError:
             await self._abandon()
             raise
@@ -262,14 +308,17 @@ class ReplSession:
             return {"op": "blob", "path": inside}, None
         return {"op": "blob"}, await asyncio.to_thread(self.access.open, sha)
 
-    def _handler(self, subcalls: SubCalls | None, loading: list[str] | None = None) -> RequestHandler:
+    def _handler(self, subcalls: SubCalls | None, restoring: RestoreProgress | None = None) -> RequestHandler:
         async def handle(frame: Frame, data: bytes | None) -> Reply | None:
             op = frame["op"]
             if op == "put_blob":
                 await asyncio.to_thread(self.access.put, frame["sha"], data or b"")
                 return None
-            if op == "restoring" and loading is not None:
-                loading.append(frame["name"])
+            if op == "restoring" and restoring is not None:
+                restoring.loading, restoring.since = frame["name"], time.monotonic()
+                return None
+            if op == "dropped" and restoring is not None:
+                restoring.dropped[frame["name"]] = frame["reason"]
                 return None
             if op == "get_blob":
                 return await self._blob(frame["sha"], frame.get("copy", False))

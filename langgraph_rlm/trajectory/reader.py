@@ -2,7 +2,8 @@
 
 Each checkpoint keeps the writes of the node that ran from it, and the time it was taken; a
 node's duration is the time between its checkpoint and the next. Only the thread's current
-branch is read (a time-travel fork's abandoned steps are not).
+branch is read, from its newest checkpoint back along its parents: a time-travel fork's
+abandoned steps are not, nor the broken ones a thread was rewound past.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from datetime import datetime
 from itertools import pairwise
 from typing import Any
 
+from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import StateSnapshot
 from typing_extensions import TypedDict
 
 from langgraph_rlm.graph.config import RLMSettings
 from langgraph_rlm.llm.usage import Usage
-from langgraph_rlm.threads import has_threads, open_thread_graph, thread_config
+from langgraph_rlm.threads import has_threads, loaded_state, open_thread_graph, thread_config
 from langgraph_rlm.trajectory.records import StepLog, StepRecord
 
 
@@ -42,10 +44,9 @@ async def read_trajectory(settings: RLMSettings, thread: str) -> Trajectory | No
     if not has_threads(settings):
         return None
     async with open_thread_graph(settings) as graph:
-        snapshots = [s async for s in graph.aget_state_history(thread_config(thread, settings))]
-    if not snapshots:
+        chain = await current_branch(graph, thread_config(thread, settings))
+    if not chain:
         return None
-    chain = current_branch(snapshots)
     questions: list[Question] = []
     log, opened = StepLog(), 0.0
     for before, after in pairwise(chain):
@@ -63,15 +64,17 @@ async def read_trajectory(settings: RLMSettings, thread: str) -> Trajectory | No
     return {"thread": thread, "usage": chain[-1].values.get("total_usage", {}), "questions": questions}
 
 
-def current_branch(snapshots: list[StateSnapshot]) -> list[StateSnapshot]:
-    """Oldest first, from the newest checkpoint back along its parents."""
-    by_id = {s.config["configurable"]["checkpoint_id"]: s for s in snapshots}
+async def current_branch(graph: CompiledStateGraph, config: dict[str, Any]) -> list[StateSnapshot]:
+    """Oldest first; BrokenThread when one of them cannot be loaded."""
+    node = await loaded_state(graph, config)
     chain: list[StateSnapshot] = []
-    node: StateSnapshot | None = snapshots[0]
-    while node is not None:
+    seen: set[str] = set()
+    while node.metadata is not None and node.config["configurable"]["checkpoint_id"] not in seen:
         chain.append(node)
-        parent = (node.parent_config or {}).get("configurable", {}).get("checkpoint_id")
-        node = by_id.get(parent) if parent else None
+        seen.add(node.config["configurable"]["checkpoint_id"])
+        if node.parent_config is None:
+            break
+        node = await loaded_state(graph, node.parent_config)
     return chain[::-1]
 
 

@@ -11,11 +11,7 @@ from collections.abc import Awaitable
 
 import pytest
 
-from langgraph_rlm.sandboxes import session as session_module
-from langgraph_rlm.sandboxes.base import SandboxSpec
-from langgraph_rlm.sandboxes.file_gate import FileGate
-from langgraph_rlm.sandboxes.session import ReplSession
-from tests.conftest import TEST_IMAGE, NoSubCalls, _e2b_stand_in, context_of
+from tests.conftest import NoSubCalls, context_of
 
 RAW = """
 channel = llm_query.__self__.channel
@@ -177,40 +173,6 @@ async def test_a_len_that_hangs_is_never_called(isolated_backend, open_session):
     )
     assert result.error is None
     assert {"name": "slow", "type": "Slow", "size": None} in result.variables
-
-
-async def test_a_value_whose_restore_hangs_is_dropped_not_the_thread(
-    isolated_backend, open_session, blobs, monkeypatch
-):
-    monkeypatch.setattr(session_module, "RESTORE_STEP_SECONDS", 3.0)
-    session = await open_session(isolated_backend)
-    stored = await run(
-        session,
-        "import time\nclass Sleeper:\n    def __reduce__(self):\n        return (time.sleep, (10**9,))\n"
-        "sleeper = Sleeper()\nkept = 41",
-    )
-    assert stored.error is None
-    died = await run(session, "import os\nos._exit(1)")
-    assert "WorkerDied" in died.error and "sleeper" in died.dropped
-    after = await run(session, "print(kept + 1, 'sleeper' in globals())")
-    assert after.stdout.strip() == "42 False"
-
-    later = another_process_session(isolated_backend, blobs)
-    try:
-        await later.ensure(stored.snapshot)
-        result = await run(later, "print(kept + 1)")
-    finally:
-        await later.close()
-    assert result.stdout.strip() == "42" and "sleeper" in result.dropped
-
-
-def another_process_session(kind: str, blobs) -> ReplSession:
-    """The same thread picked up by another process: a new session on the same store."""
-    from langgraph_rlm.sandboxes import make_sandbox
-
-    workdir = _e2b_stand_in[0].workdir() if kind == "e2b" else ""
-    spec = SandboxSpec(docker_image=TEST_IMAGE, e2b_workdir=workdir)
-    return ReplSession(lambda: make_sandbox(kind, spec), blobs, FileGate())
 
 
 async def test_a_question_stores_at_most_its_quota(isolated_backend, open_session, blobs):

@@ -1,5 +1,6 @@
-"""Code in a `local` sandbox cannot make namespaces of its own or reach further into the kernel,
-and still runs threads, subprocesses and forks."""
+"""Code in a `local` sandbox cannot make namespaces of its own or reach further into the kernel
+(io_uring, other processes, the clock, AF_ALG and AF_VSOCK sockets...: whatever Docker's default
+profile refuses), and still runs threads, subprocesses and forks."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from tests.seccomp_probe import expected
 PROBE_CELL = Path(tests.seccomp_probe.__file__).read_text() + "\nimport json\nprint(json.dumps(probe()))\n"
 
 
-async def test_namespaces_mounts_ptrace_keyrings_and_bpf_are_refused_inside_local(open_session):
+async def test_namespaces_io_uring_and_other_kernel_reach_are_refused_inside_local(open_session):
     if seccomp.unavailable_reason() is not None:
         pytest.skip(seccomp.unavailable_reason())
     session = await open_session("local")

@@ -40,6 +40,20 @@ def manifest_id(manifest):
     return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
 
 
+def value_seconds(left):
+    """How long one value of a snapshot may take to load, given the seconds the restore has left:
+    a third of them, so values whose loading hangs cost at most the whole restore together, and
+    the values after them still get time. The worker stops a value at this limit with its alarm;
+    the host ends a worker still loading it at half as much again (code that ignores the alarm),
+    which leaves the rest a fresh worker and time to load in."""
+    return max(0.0, left) / 3
+
+
+def overran(seconds):
+    """Why a value was dropped from a restore, as both sides say it."""
+    return "loading it did not finish in %.3gs" % seconds
+
+
 # --- checks on what the worker sends ---------------------------------------------------------
 
 
@@ -76,6 +90,7 @@ WORKER_FRAMES = {
     "done": {"id": _count},
     "put_blob": {"sha": _sha},
     "restoring": {"name": _name},
+    "dropped": {"name": _name, "reason": _name},
     "get_blob": {"id": _request_id, "sha": _sha, "copy?": lambda value: value is True},
     "read_file": {"id": _request_id, "path": _name},
     "llm_query": {"id": _request_id, "prompt": _text(MAX_TEXT), "model": _optional(_name)},
@@ -89,7 +104,6 @@ DONE_FIELDS = {
     "stderr": _text(MAX_LINE),
     "final": _optional(_text(MAX_LINE)),
     "manifest": lambda value: isinstance(value, dict),
-    "missing": _mapping(_name),
 }
 
 

@@ -653,34 +653,66 @@ class Worker:
     def _loads(self, sha):
         return SnapshotUnpickler(io.BytesIO(self.blobs.read(sha, "bytes")), self.blobs, self.named).load()
 
-    def restore(self, manifest, skip=()):
-        """Loads every variable it can; one that fails to load is reported, the rest come back.
-        The host is told which value is loading, so it can drop one whose unpickling hangs."""
+    def restore(self, manifest, skip, seconds):
+        """Loads every value it can in `seconds` in all, each within its share of the time left
+        (protocol.value_seconds); one that fails or overruns is dropped and the host told at once,
+        so a value whose loading hangs costs its share, never the thread. With values dropped, the
+        namespace is the snapshot without them, whose manifest goes back to the host to keep: a
+        value dropped once is never tried again."""
         self.at = protocol.manifest_id(manifest)
-        missing = {}
+        deadline = time.monotonic() + seconds
+        dropped = set(skip)
         self.namespace = self._fresh_namespace()
+        signal.signal(signal.SIGALRM, _raise_timeout)
+
+        def load(name, loader, into):
+            if name in dropped:
+                return
+            reason = self._load_within(loader, deadline, seconds, name, into)
+            if reason is not None:
+                dropped.add(name)
+                self.channel.send({"op": "dropped", "name": name, "reason": reason[:500]})
+
         for name, sha in manifest["values"].items():
-            if name in skip:
-                continue
-            self.channel.send({"op": "restoring", "name": name})
-            try:
-                self.namespace[name] = self._loads(sha)
-            except Exception as exc:
-                missing[name] = ("%s: %s" % (type(exc).__name__, exc))[:500]
-        meta = {"files": Files().state(), "contexts": {}}
-        if META_NAME not in skip:
-            self.channel.send({"op": "restoring", "name": META_NAME})
-            meta = self._loads(manifest["meta"])
+            load(name, lambda sha=sha: self._loads(sha), self.namespace)
+        loaded = {}
+        load(META_NAME, lambda: self._loads(manifest["meta"]), loaded)
+        meta = loaded.get(META_NAME, {"files": Files().state(), "contexts": {}})
         self.files.load_state(meta["files"])
         self.contexts = dict(meta["contexts"])
         if "context_0" in self.namespace and "context" not in self.namespace:
             self.namespace["context"] = self.namespace["context_0"]
         for name, module in manifest.get("modules", {}).items():
+            load(name, lambda module=module: __import__(module, fromlist=["_"]), self.namespace)
+        if not dropped:
+            return {}
+        kept = dict(
+            manifest,
+            values={k: v for k, v in manifest["values"].items() if k not in dropped},
+            modules={k: v for k, v in manifest.get("modules", {}).items() if k not in dropped},
+        )
+        if META_NAME in dropped:
+            kept["meta"] = self.blobs.store(self._dumps(meta))
+        self.at = protocol.manifest_id(kept)
+        return {"manifest": dict(kept, variables=self.variables())}
+
+    def _load_within(self, loader, deadline, seconds, name, into):
+        """Sets `into[name]` to what `loader` returns in time, or says why it could not."""
+        limit = protocol.value_seconds(deadline - time.monotonic())
+        if limit <= 0:
+            return "not loaded: the restore had used up its %gs" % seconds
+        self.channel.send({"op": "restoring", "name": name})
+        try:
+            signal.setitimer(signal.ITIMER_REAL, limit)
             try:
-                self.namespace[name] = __import__(module, fromlist=["_"])
-            except Exception as exc:
-                missing[name] = ("%s: %s" % (type(exc).__name__, exc))[:500]
-        return missing
+                into[name] = loader()
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        except CellTimeout:
+            return protocol.overran(limit)
+        except Exception as exc:
+            return "%s: %s" % (type(exc).__name__, exc)
+        return None
 
     # .. the main loop
 
@@ -713,7 +745,7 @@ class Worker:
         if op == "snapshot":
             return {"manifest": self.snapshot()}
         if op == "restore":
-            return {"missing": self.restore(command["manifest"], command.get("skip", ()))}
+            return self.restore(command["manifest"], command.get("skip", ()), command["seconds"])
         raise ValueError("unknown command %r" % op)
 
 
