@@ -32,7 +32,7 @@ from langgraph_rlm.graph.run_settings import RunContext, settings_for_run
 from langgraph_rlm.graph.state import RLMInput, RLMOutput, RLMState
 from langgraph_rlm.nodes.check_final import check_final
 from langgraph_rlm.nodes.compact_memory import compact_memory
-from langgraph_rlm.nodes.execute import after_execute, execute
+from langgraph_rlm.nodes.execute import execute
 from langgraph_rlm.nodes.generate_code import generate_code
 from langgraph_rlm.nodes.start_turn import start_turn
 from langgraph_rlm.prompts import system_template
@@ -104,7 +104,7 @@ def build_rlm_graph(
     traced = {"trace_policy": TRACE_POLICY}
     graph.add_node("start_turn", with_settings(start_turn), **traced)
     graph.add_node("generate_code", with_settings(generate_code), **traced)
-    graph.add_node("execute", with_settings(execute), **traced)
+    graph.add_node("execute", with_settings(execute), destinations=("execute", "check_final"), **traced)
     graph.add_node(
         "check_final",
         with_settings(check_final),
@@ -118,7 +118,6 @@ def build_rlm_graph(
     graph.add_edge(START, "start_turn")
     graph.add_edge("start_turn", "generate_code")
     graph.add_edge("generate_code", "execute")
-    graph.add_conditional_edges("execute", after_execute, ["execute", "check_final"])
     return graph
 
 

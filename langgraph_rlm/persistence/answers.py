@@ -9,12 +9,12 @@ key (a batch, or several processes on one store) never fail, and every later rea
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Protocol
 
 from langgraph_rlm.llm.usage import Usage
+from langgraph_rlm.persistence.sqlite_files import connect
 
 DATABASE = "answers.sqlite"
 SCHEMA = (
@@ -37,11 +37,9 @@ class SqliteAnswerStore:
     processes share it."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.connection = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+        self.connection = connect(path)
         self.lock = threading.Lock()
         with self.lock:
-            self.connection.execute("PRAGMA journal_mode=WAL")
             for statement in SCHEMA:
                 self.connection.execute(statement)
 

@@ -108,8 +108,14 @@ def checked_ref(item: Any, blobs: BlobStore, folders: Sequence[Path] | None) -> 
     rule confirm it: a forged reference could otherwise name any blob, or any host file for the
     sandbox to mount."""
     sha = item.get("sha") if isinstance(item, dict) else None
-    if not isinstance(sha, str) or not SHA.match(sha) or not blobs.has(sha):
+    if not isinstance(sha, str) or not SHA.match(sha):
         raise ContextError("a context must be a file path or text (or a stored context's reference)")
+    if not blobs.has(sha):
+        label = str(item.get("label") or item.get("name") or "context")[:200]
+        raise ContextError(
+            f"context {label!r} is no longer in the store (blob {sha[:12]}... was deleted): give it again "
+            "with --context (the same content is found again), or forget the thread with `rlm reset`"
+        )
     source = item.get("source")
     if source is not None and not (isinstance(source, str) and within(source, folders)):
         raise ContextError(f"context {str(source)[:200]!r} is outside the folders this run may read")

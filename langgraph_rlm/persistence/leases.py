@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import sqlite3
 import threading
 import time
 import uuid
@@ -24,6 +23,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from langgraph_rlm.persistence.sqlite_files import connect
 
 DATABASE = "leases.sqlite"
 HEARTBEAT_SECONDS = 5.0
@@ -117,10 +118,7 @@ class SqliteLeaseTable(LeaseTable):
     """A small SQLite file in the state dir; WAL and a busy timeout let every `rlm` process share it."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
-        connection.execute("PRAGMA journal_mode=WAL")
-        super().__init__(connection)
+        super().__init__(connect(path))
 
 
 def open_lease_table(db: str | None, state_dir: str) -> LeaseTable:

