@@ -309,9 +309,7 @@ def quiet_library_warnings() -> None:
     logging.getLogger("psycopg").setLevel(logging.CRITICAL)
 
 
-@main.command()
-@click.argument("question")
-@click.option(
+context_option = click.option(
     "--context",
     "-c",
     "contexts",
@@ -319,6 +317,11 @@ def quiet_library_warnings() -> None:
     metavar="PATH",
     help="A file, a folder (its text files) or - for stdin, to ask about (repeatable).",
 )
+
+
+@main.command()
+@click.argument("question")
+@context_option
 @settings_options
 @wait_options
 @handle_errors
@@ -348,14 +351,7 @@ def run(
 
 
 @main.command()
-@click.option(
-    "--context",
-    "-c",
-    "contexts",
-    multiple=True,
-    metavar="PATH",
-    help="A file, a folder (its text files) or - for stdin, to ask about (repeatable).",
-)
+@context_option
 @settings_options
 @wait_options
 @handle_errors
