@@ -6,7 +6,8 @@
                                +---- older steps summarised (mid-question) +
 
 check_final goes to compact_memory when the answer is in, or when the next prompt would pass the
-compaction threshold of the model's window; a reached limit first asks generate_code for a best answer.
+compaction threshold of the model's window; a reached limit first asks generate_code for a best answer;
+while a person is still answering for the step's blocks (approve_code), back to execute to ask on.
 
 In a trace the compiled graph's run is named RLM and each node's run records the state with the
 conversation counted, not repeated (each root call's run keeps only what is new to it, see
@@ -104,11 +105,11 @@ def build_rlm_graph(
     traced = {"trace_policy": TRACE_POLICY}
     graph.add_node("start_turn", with_settings(start_turn), **traced)
     graph.add_node("generate_code", with_settings(generate_code), **traced)
-    graph.add_node("execute", with_settings(execute), destinations=("execute", "check_final"), **traced)
+    graph.add_node("execute", with_settings(execute), **traced)
     graph.add_node(
         "check_final",
         with_settings(check_final),
-        destinations=("generate_code", "compact_memory"),
+        destinations=("execute", "generate_code", "compact_memory"),
         **traced,
     )
     graph.add_node(
@@ -118,6 +119,7 @@ def build_rlm_graph(
     graph.add_edge(START, "start_turn")
     graph.add_edge("start_turn", "generate_code")
     graph.add_edge("generate_code", "execute")
+    graph.add_edge("execute", "check_final")
     return graph
 
 

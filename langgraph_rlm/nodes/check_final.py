@@ -1,4 +1,5 @@
-"""Decides what comes after a step: the answer is in, a limit is reached, or another step."""
+"""Decides what comes after a step: the answer is in, a limit is reached, or another step; while
+the step's blocks wait for a person's answers (nodes/approval.py), the step goes on asking."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ from langgraph_rlm.llm.budget import inherited_budget
 from langgraph_rlm.llm.replies import without_code
 from langgraph_rlm.llm.root_prompt import compaction_budget, prompt_tokens, root_prompt
 
-Next = Literal["generate_code", "compact_memory"]
+Next = Literal["execute", "generate_code", "compact_memory"]
 STEPS_TO_FINISH = 5
 MIN_WORK_TO_COMPACT = 4
 
 
 async def check_final(state: RLMState, runtime: Runtime[RLMSettings]) -> Command[Next]:
+    if state.review:
+        return Command(goto="execute")
     if state.answer is not None:
         return Command(update={"stop_reason": state.stop_reason or "final"}, goto="compact_memory")
     if state.stop_reason:

@@ -6,12 +6,10 @@ import itertools
 import re
 import time
 from collections.abc import Iterator
-from typing import Literal
 
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
-from langgraph.types import Command
 
 from langgraph_rlm.graph.config import RLMSettings
 from langgraph_rlm.graph.resources import resources_for
@@ -23,37 +21,23 @@ from langgraph_rlm.llm.root_prompt import best_answer_chars
 from langgraph_rlm.llm.subcalls import SubCallRouter
 from langgraph_rlm.llm.tracing import step_run
 from langgraph_rlm.llm.usage import add_usage
-from langgraph_rlm.nodes.approval import Review, Reviewed, review
+from langgraph_rlm.nodes.approval import Reviewed, review
 from langgraph_rlm.prompts import render
 from langgraph_rlm.sandboxes.session import CellResult
 
 SHORT_REPLY = 200
 
 
-async def execute(
-    state: RLMState, config: RunnableConfig, runtime: Runtime[RLMSettings]
-) -> Command[Literal["execute", "check_final"]]:
-    """The node runs again while the step's blocks wait for answers (see nodes/approval.py)."""
-    reviewed = under_review(state, runtime.context)
-    if not isinstance(reviewed, Reviewed):
-        return Command(update={"review": reviewed}, goto="execute")
-    return Command(update=await run_step(state, reviewed, config, runtime), goto="check_final")
-
-
-def under_review(state: RLMState, settings: RLMSettings) -> Reviewed | Review:
-    """The step's blocks as a person approved or edited them, or the review still waiting."""
-    if state.pending_code and (settings.approve_code or state.approve_code):
-        return review(state.pending_code, state.iteration, state.review)
-    return Reviewed(state.pending_code)
-
-
-async def run_step(
-    state: RLMState, reviewed: Reviewed, config: RunnableConfig, runtime: Runtime[RLMSettings]
-) -> dict:
+async def execute(state: RLMState, config: RunnableConfig, runtime: Runtime[RLMSettings]) -> dict:
     started = time.monotonic()
     settings, emit = runtime.context, runtime.stream_writer
     if not state.pending_code:
         return {} if state.stop_reason else reply_without_code(state)
+    reviewed = Reviewed(state.pending_code)
+    if settings.approve_code or state.approve_code:
+        reviewed = review(state.pending_code, state.iteration, state.review)
+        if not isinstance(reviewed, Reviewed):
+            return {"review": reviewed}
     if not reviewed.blocks:
         report = step_report([], reviewed, len(state.pending_code))
         return {"messages": [HumanMessage(report)], "pending_code": [], "review": None}
